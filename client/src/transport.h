@@ -1,0 +1,106 @@
+// The client's I/O side: one KJ event-loop thread holding the member connections. Callers on any
+// thread submit operations into an inbox; the I/O thread routes them to the member's queue and
+// sends them in batches — at once when no call is in flight, otherwise when the call in flight
+// returns or a batch fills. Deadlines, retries with backoff (same request id), reconnects and
+// the circuit breaker live here too.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+#include <kj/async-io.h>
+
+#include "operation.h"
+#include "shoal/client/client.h"
+#include "shoal/client/options.h"
+#include "shoal/proto/shoal.capnp.h"
+
+namespace shoal::client {
+
+class Transport {
+ public:
+  explicit Transport(const ClientOptions& options);
+  ~Transport();
+  void close();
+
+  const ClientOptions& options() const { return options_; }
+
+  // Any thread. The operation's `done` runs on the I/O thread exactly once.
+  void submit(std::unique_ptr<Operation> op);
+  // Throws INVALID_ARGUMENT when called on the I/O thread (a blocking call there would deadlock).
+  void requireNotIoThread(const char* what) const;
+
+  // Runs `fn` against the connected member on the I/O thread and waits for its result, retrying
+  // after a disconnect until `timeout` passes. For idempotent calls (ping, scan, listings).
+  // `fn` stores its result in variables the caller captured.
+  void call(std::function<kj::Promise<void>(wire::Member::Client&)> fn, std::chrono::milliseconds timeout);
+
+  ListenerId addListener(const std::string& map, EntryListener listener, bool includeValues);
+  void removeListener(ListenerId id);
+
+ private:
+  struct Link;
+  struct Listener;
+  struct Io;
+  class EntryListenerImpl;
+
+  void ioMain(std::promise<void>& ready);
+  kj::Promise<void> waitForWork();
+  void drainInbox();
+  void route(std::unique_ptr<Operation> op);
+  Link& activeLink();
+  void ensureConnected(Link& link);
+  void connect(Link& link);
+  void onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream);
+  void onConnectFailed(Link& link, const kj::Exception& e);
+  void disconnect(Link& link, const std::string& why);
+  void scheduleReconnect(Link& link);
+  void pump(Link& link);
+  void sendBatch(Link& link);
+  void onBatchDone(Link& link, uint64_t generation, std::vector<std::unique_ptr<Operation>>& ops,
+                   wire::Member::ExecuteResults::Reader results);
+  void onBatchFailed(Link& link, uint64_t generation, std::vector<std::unique_ptr<Operation>>& ops,
+                     const kj::Exception& e);
+  void onBatchTimedOut(Link& link, uint64_t generation, std::vector<std::unique_ptr<Operation>>& ops);
+  void retryLater(std::unique_ptr<Operation> op, const Error& cause);
+  void requeueFront(Link& link, std::vector<std::unique_ptr<Operation>>& ops, const Error& cause);
+  void complete(std::unique_ptr<Operation>& op, Result<Outcome> result);
+  void failAll(Link& link, const Error& error);
+  void tick();
+  kj::Promise<void> tickLoop();
+  kj::Promise<wire::Member::Client> whenReady(Link& link);
+  void registerListener(Link& link, Listener& listener);
+  std::chrono::milliseconds backoff(uint32_t attempt);
+  kj::Promise<void> callWithRetry(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
+                                  Clock::time_point deadline);
+
+  ClientOptions options_;
+  uint64_t clientId_;
+  std::atomic<uint64_t> nextRequestId_{1};
+  std::atomic<uint64_t> nextTrace_{1};
+
+  std::mutex inboxMutex_;
+  std::vector<std::unique_ptr<Operation>> inbox_;
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake_;  // under inboxMutex_
+  bool closed_ = false;                                  // under inboxMutex_
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> stop_;  // under inboxMutex_
+
+  std::thread ioThread_;
+  std::thread::id ioThreadId_;
+  kj::Own<const kj::Executor> executor_;
+  boost::asio::thread_pool eventThread_{1};
+
+  // I/O-thread state.
+  Io* io_ = nullptr;
+};
+
+}  // namespace shoal::client

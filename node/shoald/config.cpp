@@ -1,0 +1,201 @@
+// shoald's flags, environment and TOML config file; see config.h.
+#include "config.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include "shoal/error.h"
+#include "shoal/version.h"
+
+namespace shoal::shoald {
+namespace {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// "250ms", "30s", "5m", "2h", "1d" or a bare number of milliseconds.
+int64_t parseDurationMs(const std::string& text, const std::string& field) {
+  size_t pos = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(text, &pos);
+  } catch (...) {
+    throw ConfigError(field + ": '" + text + "' is not a duration (e.g. 500ms, 30s, 5m, 2h)");
+  }
+  auto unit = text.substr(pos);
+  int64_t scale = unit.empty() || unit == "ms" ? 1
+                : unit == "s" ? 1000
+                : unit == "m" ? 60'000
+                : unit == "h" ? 3'600'000
+                : unit == "d" ? 86'400'000
+                : -1;
+  if (scale < 0 || n < 0) throw ConfigError(field + ": '" + text + "' is not a duration (e.g. 500ms, 30s, 5m, 2h)");
+  return n * scale;
+}
+
+template <typename T>
+void readInt(const toml::table& t, const char* key, const std::string& prefix, T* out) {
+  auto node = t.get(key);
+  if (!node) return;
+  auto v = node->value<int64_t>();
+  if (!v || *v < 0) throw ConfigError(prefix + key + ": expected a non-negative integer");
+  *out = static_cast<T>(*v);
+}
+
+void readString(const toml::table& t, const char* key, const std::string& prefix, std::string* out) {
+  auto node = t.get(key);
+  if (!node) return;
+  auto v = node->value<std::string>();
+  if (!v) throw ConfigError(prefix + key + ": expected a string");
+  *out = *v;
+}
+
+void readDuration(const toml::table& t, const char* key, const std::string& prefix, int64_t* out) {
+  auto node = t.get(key);
+  if (!node) return;
+  if (auto i = node->value<int64_t>()) {
+    if (*i < 0) throw ConfigError(prefix + key + ": must be >= 0");
+    *out = *i;
+  } else if (auto s = node->value<std::string>()) {
+    *out = parseDurationMs(*s, prefix + key);
+  } else {
+    throw ConfigError(prefix + key + ": expected a duration such as \"30s\"");
+  }
+}
+
+void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
+  static const std::set<std::string> KNOWN = {"max-entries", "max-bytes", "eviction", "default-ttl",
+                                              "default-max-idle"};
+  for (auto& [k, _] : t) {
+    if (!KNOWN.count(std::string(k.str()))) throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
+  }
+  readInt(t, "max-entries", prefix, &m->maxEntries);
+  readInt(t, "max-bytes", prefix, &m->maxBytes);
+  std::string eviction;
+  readString(t, "eviction", prefix, &eviction);
+  if (eviction == "lru") m->eviction = Eviction::LRU;
+  else if (eviction == "lfu") m->eviction = Eviction::LFU;
+  else if (eviction == "none") m->eviction = Eviction::NONE;
+  else if (!eviction.empty()) throw ConfigError(prefix + "eviction: '" + eviction + "' is not lru, lfu or none");
+  readDuration(t, "default-ttl", prefix, &m->defaultTtlMs);
+  readDuration(t, "default-max-idle", prefix, &m->defaultMaxIdleMs);
+}
+
+void readConfigFile(const std::string& path, NodeOptions* o) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << "config file '" << path << "': " << e.description() << " at line " << e.source().begin.line;
+    throw ConfigError(msg.str());
+  }
+  static const std::set<std::string> KNOWN = {"name", "listen", "seeds", "data-dir", "partition-count",
+                                              "log-level", "expiry-sweep-interval", "limits",
+                                              "map-defaults", "maps"};
+  for (auto& [k, _] : root) {
+    if (!KNOWN.count(std::string(k.str()))) throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
+  }
+  readString(root, "name", "", &o->name);
+  readString(root, "listen", "", &o->listen);
+  if (auto seeds = root.get("seeds")) {
+    auto* arr = seeds->as_array();
+    if (!arr) throw ConfigError("seeds: expected an array of \"HOST:PORT\" strings");
+    o->seeds.clear();
+    for (auto& s : *arr) {
+      auto v = s.value<std::string>();
+      if (!v) throw ConfigError("seeds: expected an array of \"HOST:PORT\" strings");
+      o->seeds.push_back(*v);
+    }
+  }
+  readString(root, "data-dir", "", &o->dataDir);
+  readInt(root, "partition-count", "", &o->partitionCount);
+  readString(root, "log-level", "", &o->logLevel);
+  int64_t sweep = o->expirySweepIntervalMs;
+  readDuration(root, "expiry-sweep-interval", "", &sweep);
+  o->expirySweepIntervalMs = static_cast<uint32_t>(std::min<int64_t>(sweep, UINT32_MAX));
+  if (auto limits = root["limits"].as_table()) {
+    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes", "max-value-bytes", "max-batch-ops",
+        "max-message-bytes", "max-scan-limit", "listener-buffer-events"};
+    for (auto& [k, _] : *limits) {
+      if (!KNOWN_LIMITS.count(std::string(k.str()))) throw ConfigError("limits." + std::string(k.str()) + ": unknown option");
+    }
+    readInt(*limits, "max-key-bytes", "limits.", &o->limits.maxKeyBytes);
+    readInt(*limits, "max-value-bytes", "limits.", &o->limits.maxValueBytes);
+    readInt(*limits, "max-batch-ops", "limits.", &o->limits.maxBatchOps);
+    readInt(*limits, "max-message-bytes", "limits.", &o->limits.maxMessageBytes);
+    readInt(*limits, "max-scan-limit", "limits.", &o->limits.maxScanLimit);
+    readInt(*limits, "listener-buffer-events", "limits.", &o->limits.listenerBufferEvents);
+  }
+  if (auto defaults = root["map-defaults"].as_table()) readMap(*defaults, "map-defaults.", &o->defaultMap);
+  if (auto maps = root["maps"].as_table()) {
+    for (auto& [name, node] : *maps) {
+      auto* t = node.as_table();
+      if (!t) throw ConfigError("maps." + std::string(name.str()) + ": expected a table");
+      MapOptions m = o->defaultMap;
+      readMap(*t, "maps." + std::string(name.str()) + ".", &m);
+      o->maps[std::string(name.str())] = m;
+    }
+  }
+}
+
+}  // namespace
+
+int loadOptions(int argc, char** argv, NodeOptions* options) {
+  CLI::App app{"shoald " SHOAL_VERSION ": a Shoal data grid member"};
+  app.set_version_flag("--version", SHOAL_VERSION);
+  std::string config, name, listen, seeds, dataDir, logLevel;
+  app.add_option("--config", config, "TOML config file (every option of it documented in README)")
+      ->envname("SHOAL_CONFIG");
+  app.add_option("--name", name, "member name (default shoal-1)")->envname("SHOAL_NAME");
+  app.add_option("--listen", listen, "RPC address HOST:PORT (default 127.0.0.1:5701; port 0 picks one)")
+      ->envname("SHOAL_LISTEN");
+  app.add_option("--seeds", seeds, "members to join, HOST:PORT,... (default none)")->envname("SHOAL_SEEDS");
+  app.add_option("--data-dir", dataDir, "data directory (default: none, in memory)")->envname("SHOAL_DATA_DIR");
+  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off (default info)")
+      ->envname("SHOAL_LOG_LEVEL");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    if (!config.empty()) readConfigFile(config, options);
+    if (!name.empty()) options->name = name;
+    if (!listen.empty()) options->listen = listen;
+    if (!seeds.empty()) options->seeds = splitList(seeds);
+    if (!dataDir.empty()) options->dataDir = dataDir;
+    if (!logLevel.empty()) options->logLevel = logLevel;
+    options->validate();
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "shoald: invalid configuration: %s\n", e.what());
+    return 2;
+  } catch (const shoal::Error& e) {
+    std::fprintf(stderr, "shoald: %s\n", e.what());
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace shoal::shoald

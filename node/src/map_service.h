@@ -1,0 +1,72 @@
+// The map operations of one shard: map records by name (created on first use with the configured
+// or default options), validation against the member's limits, write dedupe by request id, and
+// entry listeners. Applies wire::MapOp and fills wire::OpResult; both the RPC server and the
+// embedding API go through here, so they share one set of semantics. Shard thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "listener_hub.h"
+#include "record_store.h"
+#include "shoal/node/options.h"
+#include "shoal/partition/partitioner.h"
+#include "shoal/proto/shoal.capnp.h"
+
+namespace shoal::node {
+
+class MapService {
+ public:
+  MapService(const NodeOptions& options, const Clock& clock,
+             std::function<void(std::function<void()>)> postEvent);
+  ~MapService();
+
+  // Applies one operation; never throws for bad input (a failure result names the limit).
+  void apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result,
+             const char* traceId);
+
+  MapRecords& records(const std::string& name);  // creates on first use
+  MapRecords* findRecords(const std::string& name);
+  std::vector<const MapRecords*> allMaps() const;
+
+  std::shared_ptr<ListenerHub> hub(const std::string& name);  // creates on first use
+  void closeListeners(const std::string& reason);
+
+  // Sweeps expired entries of every map; returns how many were removed.
+  size_t sweepExpired(size_t budgetPerMap);
+
+  const partition::Partitioner& partitioner() const { return partitioner_; }
+  const Limits& limits() const { return options_.limits; }
+
+ private:
+  struct CachedResult;
+  struct DedupeKey {
+    uint64_t clientId, requestId;
+    bool operator==(const DedupeKey&) const = default;
+  };
+  struct DedupeHash {
+    size_t operator()(const DedupeKey& k) const { return k.clientId * 0x9e3779b97f4a7c15ull ^ k.requestId; }
+  };
+
+  void applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,
+                  wire::OpResult::Builder result);
+  bool replayIfDuplicate(const DedupeKey& key, wire::OpResult::Builder result);
+  void remember(const DedupeKey& key, wire::OpResult::Reader result);
+  MapConfig configFor(const std::string& name) const;
+
+  const NodeOptions& options_;
+  const Clock& clock_;
+  std::function<void(std::function<void()>)> postEvent_;
+  partition::Partitioner partitioner_;
+  std::unordered_map<std::string, std::unique_ptr<MapRecords>> maps_;
+  std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
+  std::unordered_map<DedupeKey, std::unique_ptr<CachedResult>, DedupeHash> dedupe_;
+  std::deque<std::pair<DedupeKey, int64_t>> dedupeOrder_;  // insertion order, for expiry
+};
+
+}  // namespace shoal::node

@@ -1,0 +1,107 @@
+// wire::Member implementation; see member_service.h.
+#include "member_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "shoal/version.h"
+
+namespace shoal::node {
+namespace {
+
+// A failure of the whole call; "shoal:<code>:" lets the client map it back to an ErrorCode.
+kj::Exception callFailure(const char* code, const std::string& message) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                       kj::str("shoal:", code, ": ", message.c_str()));
+}
+
+kj::ArrayPtr<const kj::byte> bytesOf(const std::string& s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+}  // namespace
+
+kj::Promise<void> MemberService::execute(ExecuteContext context) {
+  auto batch = context.getParams().getBatch();
+  auto ops = batch.getOps();
+  auto traceId = batch.getTraceId();
+  auto& limits = maps_.limits();
+  if (ops.size() > limits.maxBatchOps) {
+    spdlog::info("[trace {}] rejected batch of {} ops", traceId.cStr(), ops.size());
+    return callFailure("too-large", "batch of " + std::to_string(ops.size()) +
+                                        " operations exceeds limits.max-batch-ops (" +
+                                        std::to_string(limits.maxBatchOps) + ")");
+  }
+  spdlog::trace("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(),
+                batch.getClientId());
+  auto results = context.getResults().initResults(ops.size());
+  auto clientId = batch.getClientId();
+  for (uint32_t i = 0; i < ops.size(); ++i) {
+    maps_.apply(ops[i], clientId, results[i], traceId.cStr());
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MemberService::scan(ScanContext context) {
+  auto params = context.getParams();
+  auto limit = std::min(std::max(params.getLimit(), 1u), maps_.limits().maxScanLimit);
+  std::vector<MapRecords::ScanItem> items;
+  uint64_t next = 0;
+  std::string name = params.getMap();
+  if (auto* map = maps_.findRecords(name)) {
+    next = map->scan(params.getCursor(), limit, params.getWithValues(), &items);
+  }
+  auto results = context.getResults();
+  auto entries = results.initEntries(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    entries[i].setKey(bytesOf(items[i].key));
+    entries[i].setValue(bytesOf(items[i].value));
+  }
+  results.setCursor(next);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MemberService::addListener(AddListenerContext context) {
+  auto params = context.getParams();
+  std::string name = params.getMap();
+  if (name.empty()) return callFailure("invalid-argument", "map name is empty");
+  auto hub = maps_.hub(name);
+  auto id = hub->addRemote(params.getListener(), params.getIncludeValues());
+  spdlog::debug("listener {} added on map '{}'", id, name);
+  context.getResults().setRegistration(kj::heap<RegistrationImpl>(hub, id));
+  return kj::READY_NOW;
+}
+
+void MemberService::fillMember(wire::MemberInfo::Builder out) {
+  out.setName(identity_.name);
+  out.setAddress(identity_.address);
+  out.setState("active");
+  out.setUptimeMs(clock_.nowMs() - identity_.startedAtMs);
+  out.setPartitionsOwned(maps_.partitioner().partitionCount());
+  out.setVersion(SHOAL_VERSION);
+}
+
+kj::Promise<void> MemberService::ping(PingContext context) {
+  fillMember(context.getResults().initMember());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MemberService::listMaps(ListMapsContext context) {
+  auto maps = maps_.allMaps();
+  auto out = context.getResults().initMaps(maps.size());
+  for (size_t i = 0; i < maps.size(); ++i) {
+    out[i].setName(maps[i]->name());
+    out[i].setEntries(maps[i]->size());
+    out[i].setBytes(maps[i]->bytes());
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MemberService::cluster(ClusterContext context) {
+  auto results = context.getResults();
+  fillMember(results.initMembers(1)[0]);
+  results.setPartitionCount(maps_.partitioner().partitionCount());
+  results.setTableEpoch(1);
+  return kj::READY_NOW;
+}
+
+}  // namespace shoal::node

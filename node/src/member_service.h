@@ -1,0 +1,39 @@
+// The Cap'n Proto face of a member: wire::Member::Server. Translates calls into MapService
+// operations on the shard thread. One instance serves every connection of a shard.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "map_service.h"
+#include "shoal/proto/shoal.capnp.h"
+
+namespace shoal::node {
+
+struct MemberIdentity {
+  std::string name;
+  std::string address;
+  int64_t startedAtMs;
+};
+
+class MemberService final : public wire::Member::Server {
+ public:
+  MemberService(MapService& maps, const MemberIdentity& identity, const Clock& clock)
+      : maps_(maps), identity_(identity), clock_(clock) {}
+
+  kj::Promise<void> execute(ExecuteContext context) override;
+  kj::Promise<void> scan(ScanContext context) override;
+  kj::Promise<void> addListener(AddListenerContext context) override;
+  kj::Promise<void> ping(PingContext context) override;
+  kj::Promise<void> listMaps(ListMapsContext context) override;
+  kj::Promise<void> cluster(ClusterContext context) override;
+
+ private:
+  void fillMember(wire::MemberInfo::Builder out);
+
+  MapService& maps_;
+  const MemberIdentity& identity_;
+  const Clock& clock_;
+};
+
+}  // namespace shoal::node

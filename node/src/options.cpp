@@ -1,0 +1,60 @@
+// NodeOptions::validate: one check per field, each error naming the field as the config file does.
+#include <string>
+
+#include "shoal/error.h"
+#include "shoal/node/options.h"
+
+namespace shoal {
+namespace {
+
+void require(bool ok, const std::string& field, const std::string& what) {
+  if (!ok) throw Error(ErrorCode::INVALID_ARGUMENT, "invalid " + field + ": " + what);
+}
+
+bool validHostPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;
+  auto port = address.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoul(port) <= 65535;
+}
+
+void validateMap(const MapOptions& m, const std::string& prefix) {
+  require(m.defaultTtlMs >= 0, prefix + ".default-ttl", "must be >= 0");
+  require(m.defaultMaxIdleMs >= 0, prefix + ".default-max-idle", "must be >= 0");
+}
+
+}  // namespace
+
+void NodeOptions::validate() const {
+  require(!name.empty() && name.size() <= 128, "name", "must be 1..128 characters");
+  require(listen.empty() || validHostPort(listen), "listen",
+          "'" + listen + "' is not HOST:PORT (port 0..65535)");
+  for (auto& seed : seeds) require(validHostPort(seed), "seeds", "'" + seed + "' is not HOST:PORT");
+  require(partitionCount >= 1 && partitionCount <= 65535, "partition-count",
+          std::to_string(partitionCount) + " is outside 1..65535");
+  static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  bool knownLevel = false;
+  for (auto* l : LEVELS) knownLevel |= logLevel == l;
+  require(knownLevel, "log-level", "'" + logLevel + "' is not one of trace, debug, info, warn, error, critical, off");
+  require(limits.maxKeyBytes >= 1 && limits.maxKeyBytes <= 16u << 20, "limits.max-key-bytes",
+          "must be 1..16777216");
+  require(limits.maxValueBytes <= 512u << 20, "limits.max-value-bytes", "must be <= 536870912");
+  require(limits.maxBatchOps >= 1 && limits.maxBatchOps <= 1'000'000, "limits.max-batch-ops",
+          "must be 1..1000000");
+  require(limits.maxMessageBytes >= 1024 * 1024 && limits.maxMessageBytes <= (1ull << 32),
+          "limits.max-message-bytes", "must be 1 MiB..4 GiB");
+  require(limits.maxMessageBytes >= uint64_t(limits.maxValueBytes) + limits.maxKeyBytes + 1024,
+          "limits.max-message-bytes", "must exceed max-key-bytes + max-value-bytes");
+  require(limits.maxScanLimit >= 1, "limits.max-scan-limit", "must be >= 1");
+  require(limits.listenerBufferEvents >= 1, "limits.listener-buffer-events", "must be >= 1");
+  require(expirySweepIntervalMs >= 1 && expirySweepIntervalMs <= 60'000, "expiry-sweep-interval",
+          "must be 1..60000 ms");
+  validateMap(defaultMap, "map-defaults");
+  for (auto& [mapName, m] : maps) {
+    require(!mapName.empty(), "maps", "a map name is empty");
+    validateMap(m, "maps." + mapName);
+  }
+}
+
+}  // namespace shoal

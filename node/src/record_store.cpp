@@ -1,0 +1,897 @@
+// Record store: the records of one map on one shard (contract in record_store.h).
+//
+// Memory is the point of this file. For the common shape (16-byte keys, 100-byte values) an entry
+// must cost no more than Redis spends per key, so:
+//  - Each entry is ONE malloc allocation: a 10-byte fixed header (fields that reads mutate in
+//    place), an optional 32-byte expiry block (only when the entry has a TTL or max-idle), then
+//    varints and bytes that change only on writes:
+//      [u32 accessSec][u32 hits][u8 flags][u8 lfu]
+//      [expiry: i64 ttlMs, i64 maxIdleMs, i64 ttlDeadlineMs, i64 lastAccessMs]   (FLAG_EXPIRY)
+//      [varint keyLen][varint valueLen][key][value][varint version][varint createSec]
+//      [varint updateSec - createSec]
+//    Creation / update / access times are whole seconds since the map was created (epochMs_);
+//    anything that decides expiry keeps milliseconds, in the expiry block. A 16/100 entry encodes
+//    in 131 bytes, i.e. one 144-byte glibc chunk.
+//  - The index of a partition is an open-addressing table of 8-byte slots: the entry pointer with
+//    the top 16 bits of the key hash as a tag (probes rarely dereference a non-matching entry).
+//    Linear probing, load factor <= 0.8, capacity doubles. Removal leaves a tombstone rather than
+//    shifting entries back, so an entry keeps its slot until the table is rebuilt; every rebuild
+//    takes a new generation, which is how a scan cursor (partition, generation, slot) notices
+//    that it must restart a partition.
+//  - bytes() counts what the allocator hands out: malloc_usable_size plus the chunk header.
+#include "record_store.h"
+
+#include <malloc.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <stdexcept>
+
+namespace shoal::node {
+namespace {
+
+constexpr uint64_t EMPTY_SLOT = 0;
+constexpr uint64_t TOMBSTONE = 1;  // entry pointers are 16-aligned, so never 0 or 1
+constexpr int TAG_SHIFT = 48;      // x86-64 / aarch64 user pointers fit in 48 bits
+constexpr uint64_t POINTER_MASK = (uint64_t{1} << TAG_SHIFT) - 1;
+constexpr uint32_t MIN_CAPACITY = 8;
+constexpr uint32_t MAX_CAPACITY = uint32_t{1} << 31;
+// The partition id is xxh3(key, seed 0) mod P; a different seed keeps the table's slot and tag
+// bits independent of which partition the key landed in.
+constexpr uint64_t TABLE_HASH_SEED = 0x5d0a15eed5ull;
+constexpr size_t MALLOC_CHUNK_HEADER = sizeof(size_t);  // glibc's per-chunk size field
+
+// Entry layout (see the file comment).
+constexpr size_t OFF_ACCESS_SEC = 0;
+constexpr size_t OFF_HITS = 4;
+constexpr size_t OFF_FLAGS = 8;
+constexpr size_t OFF_LFU = 9;
+constexpr size_t FIXED_BYTES = 10;
+constexpr size_t OFF_TTL_MS = FIXED_BYTES;
+constexpr size_t OFF_MAX_IDLE_MS = FIXED_BYTES + 8;
+constexpr size_t OFF_TTL_DEADLINE_MS = FIXED_BYTES + 16;
+constexpr size_t OFF_LAST_ACCESS_MS = FIXED_BYTES + 24;
+constexpr size_t EXPIRY_BYTES = 32;
+constexpr uint8_t FLAG_EXPIRY = 1;
+
+// Redis's LFU: a logarithmic 8-bit counter that new keys start at LFU_INIT (so they are not the
+// first victims) and that loses one point per LFU_DECAY_SECONDS without access.
+constexpr uint8_t LFU_INIT = 5;
+constexpr double LFU_LOG_FACTOR = 10;
+constexpr uint32_t LFU_DECAY_SECONDS = 60;
+
+// The sweep looks at this many slots per entry it may remove, so a call is bounded even when
+// almost nothing has expired.
+constexpr size_t SWEEP_SLOTS_PER_BUDGET = 16;
+
+template <class T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+void store(uint8_t* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+uint8_t* putVarint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<uint8_t>(v);
+  return p;
+}
+
+const uint8_t* getVarint(const uint8_t* p, uint64_t* v) {
+  uint64_t r = 0;
+  int shift = 0;
+  while (*p & 0x80) {
+    r |= static_cast<uint64_t>(*p++ & 0x7f) << shift;
+    shift += 7;
+  }
+  r |= static_cast<uint64_t>(*p++) << shift;
+  *v = r;
+  return p;
+}
+
+int64_t saturatingAdd(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
+// Everything an entry records besides its key and value, decoded.
+struct EntryImage {
+  uint32_t accessSec = 0;
+  uint32_t hits = 0;
+  uint8_t lfu = LFU_INIT;
+  int64_t ttlMs = 0;
+  int64_t maxIdleMs = 0;
+  int64_t ttlDeadlineMs = 0;  // 0: no TTL
+  int64_t lastAccessMs = 0;   // exact; kept only with an expiry block (max-idle needs ms)
+  uint64_t version = 1;
+  uint32_t createSec = 0;
+  uint32_t updateSec = 0;
+
+  bool hasExpiry() const { return ttlMs > 0 || maxIdleMs > 0; }
+};
+
+size_t encodedSize(const EntryImage& m, size_t keyLen, size_t valueLen) {
+  return FIXED_BYTES + (m.hasExpiry() ? EXPIRY_BYTES : 0) + varintSize(keyLen) +
+         varintSize(valueLen) + keyLen + valueLen + varintSize(m.version) +
+         varintSize(m.createSec) + varintSize(m.updateSec - m.createSec);
+}
+
+// memmove because a rewrite in place passes the entry's own key back in.
+void encodeEntry(uint8_t* dst, const EntryImage& m, std::string_view key, std::string_view value) {
+  store<uint32_t>(dst + OFF_ACCESS_SEC, m.accessSec);
+  store<uint32_t>(dst + OFF_HITS, m.hits);
+  dst[OFF_FLAGS] = m.hasExpiry() ? FLAG_EXPIRY : 0;
+  dst[OFF_LFU] = m.lfu;
+  uint8_t* p = dst + FIXED_BYTES;
+  if (m.hasExpiry()) {
+    store<int64_t>(dst + OFF_TTL_MS, m.ttlMs);
+    store<int64_t>(dst + OFF_MAX_IDLE_MS, m.maxIdleMs);
+    store<int64_t>(dst + OFF_TTL_DEADLINE_MS, m.ttlDeadlineMs);
+    store<int64_t>(dst + OFF_LAST_ACCESS_MS, m.lastAccessMs);
+    p += EXPIRY_BYTES;
+  }
+  p = putVarint(p, key.size());
+  p = putVarint(p, value.size());
+  if (!key.empty()) std::memmove(p, key.data(), key.size());
+  p += key.size();
+  if (!value.empty()) std::memmove(p, value.data(), value.size());
+  p += value.size();
+  p = putVarint(p, m.version);
+  p = putVarint(p, m.createSec);
+  putVarint(p, m.updateSec - m.createSec);
+}
+
+// A decoded view of one entry allocation.
+class EntryRef {
+ public:
+  explicit EntryRef(uint8_t* base) : base_(base) {
+    const uint8_t* p = base + FIXED_BYTES + (hasExpiry() ? EXPIRY_BYTES : 0);
+    uint64_t keyLen, valueLen;
+    p = getVarint(p, &keyLen);
+    p = getVarint(p, &valueLen);
+    keyLen_ = keyLen;
+    valueLen_ = valueLen;
+    key_ = reinterpret_cast<const char*>(p);
+  }
+
+  uint8_t* base() const { return base_; }
+  bool hasExpiry() const { return base_[OFF_FLAGS] & FLAG_EXPIRY; }
+  std::string_view key() const { return {key_, keyLen_}; }
+  std::string_view value() const { return {key_ + keyLen_, valueLen_}; }
+  size_t valueLen() const { return valueLen_; }
+  uint32_t accessSec() const { return load<uint32_t>(base_ + OFF_ACCESS_SEC); }
+  uint8_t lfu() const { return base_[OFF_LFU]; }
+
+  uint64_t version() const {
+    uint64_t v;
+    getVarint(tail(), &v);
+    return v;
+  }
+
+  // 0: never. The earlier of the TTL deadline and the idle deadline.
+  int64_t expirationMs() const {
+    if (!hasExpiry()) return 0;
+    int64_t ttlDeadline = load<int64_t>(base_ + OFF_TTL_DEADLINE_MS);
+    int64_t maxIdle = load<int64_t>(base_ + OFF_MAX_IDLE_MS);
+    int64_t idleDeadline =
+        maxIdle > 0 ? saturatingAdd(load<int64_t>(base_ + OFF_LAST_ACCESS_MS), maxIdle) : 0;
+    if (ttlDeadline == 0) return idleDeadline;
+    if (idleDeadline == 0) return ttlDeadline;
+    return std::min(ttlDeadline, idleDeadline);
+  }
+
+  bool expiredAt(int64_t nowMs) const {
+    int64_t deadline = expirationMs();
+    return deadline != 0 && nowMs > deadline;
+  }
+
+  EntryImage image() const {
+    EntryImage m;
+    m.accessSec = accessSec();
+    m.hits = load<uint32_t>(base_ + OFF_HITS);
+    m.lfu = lfu();
+    if (hasExpiry()) {
+      m.ttlMs = load<int64_t>(base_ + OFF_TTL_MS);
+      m.maxIdleMs = load<int64_t>(base_ + OFF_MAX_IDLE_MS);
+      m.ttlDeadlineMs = load<int64_t>(base_ + OFF_TTL_DEADLINE_MS);
+      m.lastAccessMs = load<int64_t>(base_ + OFF_LAST_ACCESS_MS);
+    }
+    uint64_t v;
+    const uint8_t* p = getVarint(tail(), &m.version);
+    p = getVarint(p, &v);
+    m.createSec = static_cast<uint32_t>(v);
+    getVarint(p, &v);
+    m.updateSec = static_cast<uint32_t>(m.createSec + v);
+    return m;
+  }
+
+ private:
+  const uint8_t* tail() const {
+    return reinterpret_cast<const uint8_t*>(key_) + keyLen_ + valueLen_;
+  }
+
+  uint8_t* base_;
+  const char* key_;
+  size_t keyLen_;
+  size_t valueLen_;
+};
+
+uint64_t hashOf(std::string_view key) {
+  return XXH3_64bits_withSeed(key.data(), key.size(), TABLE_HASH_SEED);
+}
+
+bool occupied(uint64_t slot) { return slot > TOMBSTONE; }
+
+uint8_t* entryOf(uint64_t slot) { return reinterpret_cast<uint8_t*>(slot & POINTER_MASK); }
+
+uint64_t taggedSlot(uint64_t hash, const uint8_t* entry) {
+  return (hash >> TAG_SHIFT << TAG_SHIFT) | reinterpret_cast<uintptr_t>(entry);
+}
+
+// One entry allocation; its address must leave the top 16 bits free for the tag.
+uint8_t* allocateEntry(size_t size) {
+  auto* entry = static_cast<uint8_t*>(std::malloc(size));
+  if (!entry) throw std::bad_alloc();
+  if (reinterpret_cast<uintptr_t>(entry) & ~POINTER_MASK) {
+    std::free(entry);
+    throw std::runtime_error("record store: allocator returned a pointer above 2^48");
+  }
+  return entry;
+}
+
+uint64_t allocationBytes(const void* p) {
+  return malloc_usable_size(const_cast<void*>(p)) + MALLOC_CHUNK_HEADER;
+}
+
+// What glibc would charge for a request of n bytes (used before the allocation exists).
+uint64_t estimatedAllocationBytes(size_t n) {
+  return std::max<uint64_t>(32, (n + MALLOC_CHUNK_HEADER + 15) & ~uint64_t{15});
+}
+
+uint8_t lfuDecayed(uint8_t counter, uint32_t accessSec, uint32_t nowSec) {
+  uint32_t periods = nowSec > accessSec ? (nowSec - accessSec) / LFU_DECAY_SECONDS : 0;
+  return periods >= counter ? 0 : static_cast<uint8_t>(counter - periods);
+}
+
+uint8_t lfuIncremented(uint8_t counter, uint64_t random) {
+  if (counter == 255) return counter;
+  if (counter < LFU_INIT) return counter + 1;
+  double r = static_cast<double>(random >> 11) * 0x1.0p-53;
+  double p = 1.0 / ((counter - LFU_INIT) * LFU_LOG_FACTOR + 1);
+  return r < p ? counter + 1 : counter;
+}
+
+int64_t resolveMs(int64_t requested, int64_t mapDefault) {
+  int64_t v = requested < 0 ? mapDefault : requested;
+  return v > 0 ? v : 0;
+}
+
+void emit(const EventSink& sink, EntryEventType type, std::string_view key, std::string_view value,
+          std::string_view oldValue, uint64_t version) {
+  if (sink) sink(EntryEvent{type, key, value, oldValue, version});
+}
+
+uint32_t bitsFor(uint64_t n) {  // bits needed to hold 0 .. n-1
+  uint32_t b = 0;
+  while (b < 64 && (uint64_t{1} << b) < n) ++b;
+  return b;
+}
+
+}  // namespace
+
+struct MapRecords::Partition {
+  uint64_t* slots = nullptr;  // EMPTY_SLOT, TOMBSTONE or tag | entry pointer
+  uint32_t capacity = 0;      // 0 (no table yet) or a power of two
+  uint32_t live = 0;
+  uint32_t tombstones = 0;
+  uint32_t expiring = 0;      // live entries with an expiry block; the sweep skips partitions at 0
+  uint64_t generation = 0;    // changes whenever entries may have moved
+
+  uint64_t tableBytes() const { return slots ? allocationBytes(slots) : 0; }
+
+  // Whether inserting one more entry needs a rebuild first, and to which capacity.
+  bool needsRebuild() const {
+    return capacity == 0 || (uint64_t{live} + tombstones + 1) * 5 > uint64_t{capacity} * 4;
+  }
+  uint32_t rebuildCapacity() const {
+    if (capacity == 0) return MIN_CAPACITY;
+    // Mostly tombstones: rebuilding at the same size is enough.
+    if ((uint64_t{live} + 1) * 5 <= uint64_t{capacity} * 2) return capacity;
+    if (capacity >= MAX_CAPACITY) throw std::length_error("record store: partition table full");
+    return capacity * 2;
+  }
+
+  int64_t find(std::string_view key, uint64_t hash) const {
+    if (capacity == 0) return -1;
+    const uint64_t mask = capacity - 1;
+    const uint64_t tag = hash >> TAG_SHIFT;
+    for (uint64_t i = hash & mask, n = 0; n < capacity; i = (i + 1) & mask, ++n) {
+      uint64_t s = slots[i];
+      if (s == EMPTY_SLOT) return -1;
+      if (occupied(s) && (s >> TAG_SHIFT) == tag && EntryRef(entryOf(s)).key() == key) {
+        return static_cast<int64_t>(i);
+      }
+    }
+    return -1;
+  }
+
+  // The key is known to be absent and the table to have room.
+  void place(uint64_t hash, uint8_t* entry) {
+    const uint64_t mask = capacity - 1;
+    for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+      if (!occupied(slots[i])) {
+        if (slots[i] == TOMBSTONE) --tombstones;
+        slots[i] = taggedSlot(hash, entry);
+        ++live;
+        return;
+      }
+    }
+  }
+};
+
+int64_t SystemClock::nowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+MapRecords::MapRecords(std::string name, MapConfig config, uint32_t partitionCount,
+                       const Clock& clock)
+    : name_(std::move(name)), config_(config), clock_(clock), epochMs_(clock.nowMs()) {
+  if (partitionCount == 0) throw std::invalid_argument("record store: partition count must be > 0");
+  partitions_.resize(partitionCount);
+}
+
+MapRecords::~MapRecords() {
+  for (auto& part : partitions_) {
+    if (!part) continue;
+    for (uint32_t i = 0; i < part->capacity; ++i) {
+      if (occupied(part->slots[i])) std::free(entryOf(part->slots[i]));
+    }
+    std::free(part->slots);
+  }
+}
+
+void MapRecords::setConfig(const MapConfig& config) { config_ = config; }
+
+void MapRecords::setEventSink(EventSink sink) { sink_ = std::move(sink); }
+
+uint32_t MapRecords::secondsOf(int64_t nowMs) const {
+  if (nowMs <= epochMs_) return 0;  // a clock stepping back reads as the map's creation
+  return static_cast<uint32_t>(
+      std::min<int64_t>((nowMs - epochMs_) / 1000, std::numeric_limits<uint32_t>::max()));
+}
+
+uint64_t MapRecords::nextRandom() {  // splitmix64
+  uint64_t z = (rng_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+MapRecords::Partition* MapRecords::partitionAt(PartitionId p, bool create) {
+  if (p >= partitions_.size()) {
+    throw std::out_of_range("record store: partition " + std::to_string(p) + " out of range");
+  }
+  auto& part = partitions_[p];
+  if (!part && create) {
+    part = std::make_unique<Partition>();
+    bytes_ += estimatedAllocationBytes(sizeof(Partition));
+  }
+  return part.get();
+}
+
+int64_t MapRecords::findLive(Partition& part, std::string_view key, uint64_t hash, int64_t nowMs) {
+  int64_t slot = part.find(key, hash);
+  if (slot >= 0 && EntryRef(entryOf(part.slots[slot])).expiredAt(nowMs)) {
+    eraseAt(part, static_cast<size_t>(slot), EntryEventType::EXPIRED);
+    return -1;
+  }
+  return slot;
+}
+
+void MapRecords::touch(uint8_t* entry, int64_t nowMs) {
+  uint32_t nowSec = secondsOf(nowMs);
+  uint8_t lfu = lfuDecayed(entry[OFF_LFU], load<uint32_t>(entry + OFF_ACCESS_SEC), nowSec);
+  entry[OFF_LFU] = lfuIncremented(lfu, nextRandom());
+  store<uint32_t>(entry + OFF_ACCESS_SEC, nowSec);
+  uint32_t hits = load<uint32_t>(entry + OFF_HITS);
+  if (hits != std::numeric_limits<uint32_t>::max()) store<uint32_t>(entry + OFF_HITS, hits + 1);
+  if (entry[OFF_FLAGS] & FLAG_EXPIRY) store<int64_t>(entry + OFF_LAST_ACCESS_MS, nowMs);
+}
+
+void MapRecords::resizeTable(Partition& part, uint32_t capacity) {
+  auto* fresh = static_cast<uint64_t*>(std::calloc(capacity, sizeof(uint64_t)));
+  if (!fresh) throw std::bad_alloc();
+  uint64_t* old = part.slots;
+  uint32_t oldCapacity = part.capacity;
+  bytes_ -= part.tableBytes();
+  part.slots = fresh;
+  part.capacity = capacity;
+  part.live = 0;
+  part.tombstones = 0;
+  part.generation = ++tableGeneration_;
+  bytes_ += part.tableBytes();
+  for (uint32_t i = 0; i < oldCapacity; ++i) {
+    if (!occupied(old[i])) continue;
+    uint8_t* entry = entryOf(old[i]);
+    part.place(hashOf(EntryRef(entry).key()), entry);
+  }
+  std::free(old);
+}
+
+void MapRecords::maybeShrink(Partition& part) {
+  if (part.capacity <= MIN_CAPACITY || uint64_t{part.live} * 8 >= part.capacity) return;
+  uint32_t capacity = MIN_CAPACITY;
+  while (capacity < uint64_t{part.live} * 2) capacity *= 2;  // back to at most half full
+  resizeTable(part, capacity);
+}
+
+void MapRecords::placeNew(Partition& part, uint64_t hash, uint8_t* entry) {
+  if (part.needsRebuild()) resizeTable(part, part.rebuildCapacity());
+  part.place(hash, entry);
+  ++entries_;
+  bytes_ += allocationBytes(entry);
+  if (EntryRef(entry).hasExpiry()) ++part.expiring;
+}
+
+void MapRecords::eraseAt(Partition& part, size_t slot, EntryEventType why) {
+  uint8_t* entry = entryOf(part.slots[slot]);
+  EntryRef ref(entry);
+  const uint64_t mask = part.capacity - 1;
+  if (part.slots[(slot + 1) & mask] == EMPTY_SLOT) {
+    // No probe sequence continues past an empty slot, so this one and the tombstones just before
+    // it can become empty too. Entries do not move, so scans are unaffected.
+    part.slots[slot] = EMPTY_SLOT;
+    for (size_t i = (slot - 1) & mask; part.slots[i] == TOMBSTONE; i = (i - 1) & mask) {
+      part.slots[i] = EMPTY_SLOT;
+      --part.tombstones;
+    }
+  } else {
+    part.slots[slot] = TOMBSTONE;
+    ++part.tombstones;
+  }
+  --part.live;
+  --entries_;
+  if (ref.hasExpiry()) --part.expiring;
+  bytes_ -= allocationBytes(entry);
+  emit(sink_, why, ref.key(), {}, ref.value(), ref.version());
+  std::free(entry);
+}
+
+MapRecords::Partition* MapRecords::randomNonEmptyPartition() {
+  const size_t n = partitions_.size();
+  // A few random tries first so that partitions are picked uniformly when most hold entries...
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto& part = partitions_[nextRandom() % n];
+    if (part && part->live > 0) return part.get();
+  }
+  // ...then a walk from a random start, for maps with few populated partitions.
+  size_t start = nextRandom() % n;
+  for (size_t i = 0; i < n; ++i) {
+    auto& part = partitions_[(start + i) % n];
+    if (part && part->live > 0) return part.get();
+  }
+  return nullptr;
+}
+
+bool MapRecords::evictOne(const uint8_t* keep, int64_t nowMs) {
+  if (entries_ == 0) return false;
+  const uint32_t nowSec = secondsOf(nowMs);
+  const bool lfu = config_.eviction == EvictionPolicy::LFU;
+  Partition* bestPart = nullptr;
+  size_t bestSlot = 0;
+  uint64_t bestScore = std::numeric_limits<uint64_t>::max();
+  bool bestExpired = false;
+  auto consider = [&](Partition* part, size_t slot) {
+    EntryRef ref(entryOf(part->slots[slot]));
+    if (ref.base() == keep) return;
+    if (ref.expiredAt(nowMs)) {
+      bestPart = part;
+      bestSlot = slot;
+      bestExpired = true;
+      bestScore = 0;
+      return;
+    }
+    // Lower is colder. LFU breaks ties between equal counters by recency.
+    uint64_t score = ref.accessSec();
+    if (lfu) score |= uint64_t{lfuDecayed(ref.lfu(), ref.accessSec(), nowSec)} << 32;
+    if (score < bestScore) {
+      bestPart = part;
+      bestSlot = slot;
+      bestScore = score;
+    }
+  };
+
+  const uint32_t samples = std::max<uint32_t>(1, config_.evictionSampleSize);
+  for (uint32_t i = 0; i < samples && !bestExpired; ++i) {
+    Partition* part = randomNonEmptyPartition();
+    if (!part) break;
+    const uint64_t mask = part->capacity - 1;
+    size_t slot = nextRandom() & mask;
+    while (!occupied(part->slots[slot])) slot = (slot + 1) & mask;
+    consider(part, slot);
+  }
+  if (!bestPart) {
+    // Every sample was the entry being written: look for any other entry.
+    for (auto& part : partitions_) {
+      if (!part) continue;
+      for (uint32_t i = 0; i < part->capacity && !bestPart; ++i) {
+        if (occupied(part->slots[i])) consider(part.get(), i);
+      }
+      if (bestPart) break;
+    }
+    if (!bestPart) return false;
+  }
+  eraseAt(*bestPart, bestSlot, bestExpired ? EntryEventType::EXPIRED : EntryEventType::EVICTED);
+  return true;
+}
+
+bool MapRecords::makeRoom(uint64_t addEntries, int64_t addBytes, const uint8_t* keep,
+                          int64_t nowMs, uint64_t maxEvictions) {
+  auto entriesOver = [&] {
+    return config_.maxEntries != 0 && entries_ + addEntries > config_.maxEntries;
+  };
+  auto bytesOver = [&] {
+    return config_.maxBytes != 0 &&
+           static_cast<int64_t>(bytes_) + addBytes > static_cast<int64_t>(config_.maxBytes);
+  };
+  if (config_.eviction == EvictionPolicy::NONE) {
+    // Only a write that grows the map is refused; one that keeps or shrinks it always fits.
+    return !((addEntries > 0 && entriesOver()) || (addBytes > 0 && bytesOver()));
+  }
+  for (uint64_t n = 0; n < maxEvictions && (entriesOver() || bytesOver()); ++n) {
+    if (!evictOne(keep, nowMs)) break;  // only the entry being written is left: store it anyway
+  }
+  return true;
+}
+
+WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64_t hash,
+                                   int64_t slot, const WriteSpec& spec, WriteResult result,
+                                   int64_t nowMs) {
+  uint8_t* old = slot >= 0 ? entryOf(part.slots[slot]) : nullptr;
+  const uint32_t nowSec = secondsOf(nowMs);
+  EntryImage img;
+  if (old) {
+    img = EntryRef(old).image();
+    img.version += 1;
+    img.updateSec = std::max(nowSec, img.createSec);
+    img.lfu = lfuIncremented(lfuDecayed(img.lfu, img.accessSec, nowSec), nextRandom());
+  } else {
+    img.createSec = img.updateSec = nowSec;
+  }
+  img.accessSec = nowSec;
+  img.ttlMs = resolveMs(spec.ttlMs, config_.defaultTtlMs);
+  img.maxIdleMs = resolveMs(spec.maxIdleMs, config_.defaultMaxIdleMs);
+  img.ttlDeadlineMs = img.ttlMs > 0 ? saturatingAdd(nowMs, img.ttlMs) : 0;
+  img.lastAccessMs = nowMs;
+  const size_t need = encodedSize(img, key.size(), spec.value.size());
+
+  if (old && !sink_) {
+    // Same chunk, same header layout: rewrite in place (no malloc/free). Not with a sink, whose
+    // UPDATED event needs the old value alive next to the new one.
+    EntryRef ref(old);
+    const size_t usable = malloc_usable_size(old);
+    if (need <= usable && usable - need < 16 && ref.hasExpiry() == img.hasExpiry() &&
+        varintSize(ref.valueLen()) == varintSize(spec.value.size())) {
+      makeRoom(0, 0, old, nowMs, std::numeric_limits<uint64_t>::max());
+      encodeEntry(old, img, ref.key(), spec.value);
+      result.applied = true;
+      result.version = img.version;
+      return result;
+    }
+  }
+
+  uint8_t* fresh = allocateEntry(need);
+  encodeEntry(fresh, img, key, spec.value);
+  int64_t addBytes = static_cast<int64_t>(allocationBytes(fresh));
+  if (old) {
+    addBytes -= static_cast<int64_t>(allocationBytes(old));
+  } else if (part.needsRebuild()) {
+    addBytes += static_cast<int64_t>(estimatedAllocationBytes(
+                    uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
+                static_cast<int64_t>(part.tableBytes());
+  }
+  if (!makeRoom(old ? 0 : 1, addBytes, old, nowMs, std::numeric_limits<uint64_t>::max())) {
+    std::free(fresh);
+    result.rejectedFull = true;
+    return result;
+  }
+  EntryRef ref(fresh);
+  if (old) {
+    // Eviction never removes `old` nor rebuilds tables, so `slot` still holds it.
+    EntryRef oldRef(old);
+    part.slots[slot] = taggedSlot(hash, fresh);
+    bytes_ = bytes_ + allocationBytes(fresh) - allocationBytes(old);
+    part.expiring += (img.hasExpiry() ? 1 : 0) - (oldRef.hasExpiry() ? 1 : 0);
+    emit(sink_, EntryEventType::UPDATED, ref.key(), ref.value(), oldRef.value(), img.version);
+    std::free(old);
+  } else {
+    placeNew(part, hash, fresh);
+    emit(sink_, EntryEventType::ADDED, ref.key(), ref.value(), {}, img.version);
+  }
+  result.applied = true;
+  result.version = img.version;
+  return result;
+}
+
+bool MapRecords::get(PartitionId p, std::string_view key, std::string* value) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return false;
+  const int64_t now = clock_.nowMs();
+  int64_t slot = findLive(*part, key, hashOf(key), now);
+  if (slot < 0) return false;
+  uint8_t* entry = entryOf(part->slots[slot]);
+  touch(entry, now);
+  if (value) value->assign(EntryRef(entry).value());
+  return true;
+}
+
+std::optional<EntryView> MapRecords::getEntry(PartitionId p, std::string_view key) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return std::nullopt;
+  const int64_t now = clock_.nowMs();
+  int64_t slot = findLive(*part, key, hashOf(key), now);
+  if (slot < 0) return std::nullopt;
+  uint8_t* entry = entryOf(part->slots[slot]);
+  touch(entry, now);
+  EntryRef ref(entry);
+  EntryImage img = ref.image();
+  EntryView view{std::string(ref.key()), std::string(ref.value()), {}};
+  view.meta.version = img.version;
+  view.meta.creationTimeMs = epochMs_ + int64_t{img.createSec} * 1000;
+  view.meta.updateTimeMs = epochMs_ + int64_t{img.updateSec} * 1000;
+  view.meta.lastAccessTimeMs =
+      img.hasExpiry() ? img.lastAccessMs : epochMs_ + int64_t{img.accessSec} * 1000;
+  view.meta.expirationTimeMs = ref.expirationMs();
+  view.meta.ttlMs = img.ttlMs;
+  view.meta.maxIdleMs = img.maxIdleMs;
+  view.meta.hits = img.hits;
+  return view;
+}
+
+bool MapRecords::containsKey(PartitionId p, std::string_view key) {
+  Partition* part = partitionAt(p, false);
+  return part && findLive(*part, key, hashOf(key), clock_.nowMs()) >= 0;
+}
+
+WriteResult MapRecords::write(PartitionId p, std::string_view key, const WriteSpec& spec,
+                              WriteMode mode, std::string* previous) {
+  Partition& part = *partitionAt(p, true);
+  const int64_t now = clock_.nowMs();
+  const uint64_t hash = hashOf(key);
+  int64_t slot = findLive(part, key, hash, now);
+  WriteResult result;
+  if (slot >= 0) {
+    EntryRef ref(entryOf(part.slots[slot]));
+    result.hadPrevious = true;
+    result.version = ref.version();
+    if (previous) previous->assign(ref.value());
+    if (mode == WriteMode::IF_ABSENT) return result;
+  } else if (mode == WriteMode::IF_PRESENT) {
+    return result;
+  }
+  return applyWrite(part, key, hash, slot, spec, result, now);
+}
+
+WriteResult MapRecords::replaceIfValue(PartitionId p, std::string_view key,
+                                       std::string_view expected, const WriteSpec& spec) {
+  WriteResult result;
+  Partition* part = partitionAt(p, false);
+  if (!part) return result;
+  const int64_t now = clock_.nowMs();
+  const uint64_t hash = hashOf(key);
+  int64_t slot = findLive(*part, key, hash, now);
+  if (slot < 0) return result;
+  EntryRef ref(entryOf(part->slots[slot]));
+  result.hadPrevious = true;
+  result.version = ref.version();
+  if (ref.value() != expected) return result;
+  return applyWrite(*part, key, hash, slot, spec, result, now);
+}
+
+WriteResult MapRecords::replaceIfVersion(PartitionId p, std::string_view key,
+                                         uint64_t expectedVersion, const WriteSpec& spec) {
+  WriteResult result;
+  Partition* part = partitionAt(p, false);
+  if (!part) return result;
+  const int64_t now = clock_.nowMs();
+  const uint64_t hash = hashOf(key);
+  int64_t slot = findLive(*part, key, hash, now);
+  if (slot < 0) return result;
+  result.hadPrevious = true;
+  result.version = EntryRef(entryOf(part->slots[slot])).version();
+  if (result.version != expectedVersion) return result;
+  return applyWrite(*part, key, hash, slot, spec, result, now);
+}
+
+bool MapRecords::remove(PartitionId p, std::string_view key, std::string* previous) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return false;
+  int64_t slot = findLive(*part, key, hashOf(key), clock_.nowMs());
+  if (slot < 0) return false;
+  if (previous) previous->assign(EntryRef(entryOf(part->slots[slot])).value());
+  eraseAt(*part, static_cast<size_t>(slot), EntryEventType::REMOVED);
+  maybeShrink(*part);
+  return true;
+}
+
+bool MapRecords::removeIfValue(PartitionId p, std::string_view key, std::string_view expected) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return false;
+  int64_t slot = findLive(*part, key, hashOf(key), clock_.nowMs());
+  if (slot < 0 || EntryRef(entryOf(part->slots[slot])).value() != expected) return false;
+  eraseAt(*part, static_cast<size_t>(slot), EntryEventType::REMOVED);
+  maybeShrink(*part);
+  return true;
+}
+
+bool MapRecords::removeIfVersion(PartitionId p, std::string_view key, uint64_t expectedVersion) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return false;
+  int64_t slot = findLive(*part, key, hashOf(key), clock_.nowMs());
+  if (slot < 0 || EntryRef(entryOf(part->slots[slot])).version() != expectedVersion) return false;
+  eraseAt(*part, static_cast<size_t>(slot), EntryEventType::REMOVED);
+  maybeShrink(*part);
+  return true;
+}
+
+bool MapRecords::setTtl(PartitionId p, std::string_view key, int64_t ttlMs) {
+  if (ttlMs < 0) return false;
+  Partition* part = partitionAt(p, false);
+  if (!part) return false;
+  const int64_t now = clock_.nowMs();
+  const uint64_t hash = hashOf(key);
+  int64_t slot = findLive(*part, key, hash, now);
+  if (slot < 0) return false;
+  uint8_t* old = entryOf(part->slots[slot]);
+  EntryRef oldRef(old);
+  EntryImage img = oldRef.image();
+  if (!oldRef.hasExpiry()) img.lastAccessMs = epochMs_ + int64_t{img.accessSec} * 1000;
+  img.ttlMs = ttlMs;
+  img.ttlDeadlineMs = ttlMs > 0 ? saturatingAdd(now, ttlMs) : 0;
+  if (oldRef.hasExpiry() && img.hasExpiry()) {
+    store<int64_t>(old + OFF_TTL_MS, img.ttlMs);
+    store<int64_t>(old + OFF_TTL_DEADLINE_MS, img.ttlDeadlineMs);
+    return true;
+  }
+  // The expiry block appears or disappears: the entry is re-encoded (not a write: no version bump,
+  // no event, no eviction).
+  uint8_t* fresh = allocateEntry(encodedSize(img, key.size(), oldRef.valueLen()));
+  encodeEntry(fresh, img, oldRef.key(), oldRef.value());
+  part->slots[slot] = taggedSlot(hash, fresh);
+  bytes_ = bytes_ + allocationBytes(fresh) - allocationBytes(old);
+  part->expiring += (img.hasExpiry() ? 1 : 0) - (oldRef.hasExpiry() ? 1 : 0);
+  std::free(old);
+  return true;
+}
+
+uint64_t MapRecords::clear() {
+  const int64_t now = clock_.nowMs();
+  uint64_t removed = 0;
+  for (auto& part : partitions_) {
+    if (!part) continue;
+    for (uint32_t i = 0; i < part->capacity; ++i) {
+      if (!occupied(part->slots[i])) continue;
+      uint8_t* entry = entryOf(part->slots[i]);
+      EntryRef ref(entry);
+      // An expired entry was already gone for readers; it is reported as what happened to it.
+      bool expired = ref.expiredAt(now);
+      if (!expired) ++removed;
+      emit(sink_, expired ? EntryEventType::EXPIRED : EntryEventType::REMOVED, ref.key(), {},
+           ref.value(), ref.version());
+      std::free(entry);
+    }
+    std::free(part->slots);
+    part.reset();
+  }
+  entries_ = 0;
+  bytes_ = 0;
+  sweepCursor_ = 0;
+  return removed;
+}
+
+size_t MapRecords::sweepExpired(size_t budget) {
+  const int64_t now = clock_.nowMs();
+  const size_t n = partitions_.size();
+  const size_t maxSlots =
+      budget > std::numeric_limits<size_t>::max() / SWEEP_SLOTS_PER_BUDGET
+          ? std::numeric_limits<size_t>::max()
+          : budget * SWEEP_SLOTS_PER_BUDGET;
+  size_t p = static_cast<size_t>(sweepCursor_ >> 32) % n;
+  uint32_t slot = static_cast<uint32_t>(sweepCursor_);
+  size_t removed = 0, examined = 0, partitionsDone = 0;
+  // One lap at most: every partition once, plus the start of the one the cursor was inside.
+  while (removed < budget && examined < maxSlots && partitionsDone <= n) {
+    Partition* part = partitions_[p].get();
+    if (!part || part->expiring == 0 || slot >= part->capacity) {
+      if (part) maybeShrink(*part);
+      p = (p + 1) % n;
+      slot = 0;
+      ++partitionsDone;
+      continue;
+    }
+    uint64_t s = part->slots[slot];
+    if (occupied(s) && EntryRef(entryOf(s)).expiredAt(now)) {
+      eraseAt(*part, slot, EntryEventType::EXPIRED);
+      ++removed;
+    }
+    ++slot;
+    ++examined;
+  }
+  sweepCursor_ = (uint64_t{p} << 32) | slot;
+  // Limits lowered by setConfig take effect here too, within the same budget.
+  if (config_.eviction != EvictionPolicy::NONE && budget > removed) {
+    makeRoom(0, 0, nullptr, now, budget - removed);
+  }
+  return removed;
+}
+
+// Cursor layout (before the +1 that keeps 0 meaning "start"): partition id in the high bits,
+// then the partition table's generation (truncated), then the slot index in the low 32 bits.
+uint64_t MapRecords::scan(uint64_t cursor, uint32_t limit, bool withValues,
+                          std::vector<ScanItem>* out) {
+  constexpr uint32_t SLOT_BITS = 32;
+  const size_t n = partitions_.size();
+  const uint32_t partitionBits = bitsFor(n);
+  const uint32_t generationBits = 64 - SLOT_BITS - partitionBits;
+  const uint64_t generationMask =
+      generationBits >= 64 ? ~uint64_t{0} : (uint64_t{1} << generationBits) - 1;
+  auto encode = [&](uint64_t p, uint64_t generation, uint64_t slot) {
+    return (((p << generationBits) | (generation & generationMask)) << SLOT_BITS | slot) + 1;
+  };
+
+  uint64_t p = 0, slot = 0, generation = 0;
+  bool resuming = false;
+  if (cursor != 0) {
+    uint64_t c = cursor - 1;
+    slot = c & 0xffffffffull;
+    generation = (c >> SLOT_BITS) & generationMask;
+    p = generationBits + SLOT_BITS >= 64 ? 0 : c >> (SLOT_BITS + generationBits);
+    resuming = true;
+  }
+  const int64_t now = clock_.nowMs();
+  uint32_t count = 0;
+  for (; p < n; ++p, slot = 0) {
+    Partition* part = partitions_[p].get();
+    // Rebuilt since the cursor was issued: entries may have moved, so restart this partition.
+    if (resuming && (!part || (part->generation & generationMask) != generation)) slot = 0;
+    resuming = false;
+    if (!part) continue;
+    for (; slot < part->capacity; ++slot) {
+      if (count == limit) return encode(p, part->generation, slot);
+      uint64_t s = part->slots[slot];
+      if (!occupied(s)) continue;
+      EntryRef ref(entryOf(s));
+      if (ref.expiredAt(now)) continue;  // gone for readers; the sweep will reclaim it
+      out->push_back(
+          ScanItem{std::string(ref.key()), withValues ? std::string(ref.value()) : std::string()});
+      ++count;
+    }
+  }
+  return 0;
+}
+
+}  // namespace shoal::node

@@ -1,0 +1,207 @@
+// The shard thread: KJ event loop, RPC listener and connections, expiry sweeps; see runtime.h.
+#include "runtime.h"
+
+#include <future>
+
+#include <boost/asio/post.hpp>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <spdlog/spdlog.h>
+
+#include "map_service.h"
+#include "member_service.h"
+#include "shoal/error.h"
+
+namespace shoal::node {
+namespace {
+
+constexpr size_t SWEEP_BUDGET_PER_MAP = 2000;  // expired entries removed per map per tick
+
+// One accepted client connection and its RPC system; destroyed when the peer disconnects.
+struct Connection {
+  Connection(kj::Own<kj::AsyncIoStream> s, capnp::Capability::Client bootstrap,
+             capnp::ReaderOptions options)
+      : stream(kj::mv(s)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+};
+
+class ConnectionTasks final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    spdlog::warn("connection closed: {}", e.getDescription().cStr());
+  }
+};
+
+// Routes KJ's own log lines (e.g. a peer sending a malformed message) to spdlog.
+class KjLogToSpdlog final : public kj::ExceptionCallback {
+ public:
+  void logMessage(kj::LogSeverity severity, const char* file, int line, int contextDepth,
+                  kj::String&& text) override {
+    switch (severity) {
+      case kj::LogSeverity::INFO: spdlog::info("{}", text.cStr()); break;
+      case kj::LogSeverity::WARNING: spdlog::warn("{}", text.cStr()); break;
+      default: spdlog::error("{}", text.cStr()); break;
+    }
+  }
+};
+
+kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver, capnp::Capability::Client bootstrap,
+                             capnp::ReaderOptions options, kj::TaskSet& connections) {
+  return receiver.accept().then([&receiver, bootstrap = kj::mv(bootstrap), options,
+                                 &connections](kj::Own<kj::AsyncIoStream>&& stream) mutable {
+    auto connection = kj::heap<Connection>(kj::mv(stream), bootstrap, options);
+    connection->rpc.setFlowLimit(options.traversalLimitInWords);
+    auto done = connection->network.onDisconnect();
+    connections.add(done.attach(kj::mv(connection)));
+    return acceptLoop(receiver, kj::mv(bootstrap), options, connections);
+  });
+}
+
+kj::Promise<void> sweepLoop(kj::Timer& timer, MapService& maps, uint32_t intervalMs) {
+  return timer.afterDelay(intervalMs * kj::MILLISECONDS).then([&timer, &maps, intervalMs]() {
+    maps.sweepExpired(SWEEP_BUDGET_PER_MAP);
+    return sweepLoop(timer, maps, intervalMs);
+  });
+}
+
+std::string hostOf(const std::string& address) {
+  auto colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+Runtime::Runtime(const NodeOptions& options) : options_(options) {
+  options_.validate();
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    try {
+      shardMain_ready_ = &ready;
+      shardMain();
+    } catch (...) {
+      if (shardMain_ready_) {
+        shardMain_ready_->set_exception(std::current_exception());
+      } else {
+        spdlog::critical("shard thread of member '{}' failed", options_.name);
+      }
+    }
+  });
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+Runtime::~Runtime() { stop(); }
+
+void Runtime::shardMain() {
+  KjLogToSpdlog logRouting;
+  auto io = kj::setupAsyncIo();
+  SystemClock clock;
+  MapService maps(options_, clock, [this](std::function<void()> fn) {
+    boost::asio::post(eventThread_, std::move(fn));
+  });
+  MemberIdentity identity{options_.name, "", clock.nowMs()};
+
+  auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
+  kj::Own<kj::ConnectionReceiver> receiver;
+  if (!options_.listen.empty()) {
+    try {
+      auto address = io.provider->getNetwork().parseAddress(options_.listen).wait(io.waitScope);
+      receiver = address->listen();
+    } catch (const kj::Exception& e) {
+      throw Error(ErrorCode::UNAVAILABLE, "cannot listen on '" + options_.listen +
+                                              "' (listen): " + e.getDescription().cStr());
+    }
+    address_ = hostOf(options_.listen) + ":" + std::to_string(receiver->getPort());
+    identity.address = address_;
+  }
+
+  ConnectionTasks connectionErrors;
+  kj::TaskSet connections(connectionErrors);
+  capnp::ReaderOptions readerOptions;
+  readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8;
+  readerOptions.nestingLimit = 64;
+  capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, identity, clock);
+  kj::Promise<void> accepting = kj::READY_NOW;
+  if (receiver) {
+    accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
+                    .catch_([](kj::Exception&& e) {
+                      spdlog::error("accept loop stopped: {}", e.getDescription().cStr());
+                    })
+                    .eagerlyEvaluate(nullptr);
+  }
+  auto sweeping = sweepLoop(io.provider->getTimer(), maps, options_.expirySweepIntervalMs)
+                      .eagerlyEvaluate([](kj::Exception&& e) {
+                        spdlog::error("expiry sweep stopped: {}", e.getDescription().cStr());
+                      });
+
+  {
+    std::lock_guard<std::mutex> lock(lifecycleMutex_);
+    executor_ = kj::getCurrentThreadExecutor().addRef();
+    stopFulfiller_ = kj::mv(stop.fulfiller);
+    maps_ = &maps;
+  }
+  if (!address_.empty()) spdlog::info("member '{}' listening on {}", options_.name, address_);
+  shardMain_ready_->set_value();
+  shardMain_ready_ = nullptr;
+
+  stop.promise.wait(io.waitScope);
+
+  // Graceful stop: no new connections, listeners told why, then connections closed.
+  spdlog::info("member '{}' stopping", options_.name);
+  accepting = kj::READY_NOW;
+  receiver = nullptr;
+  maps.closeListeners("member '" + options_.name + "' is stopping");
+  io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+  {
+    std::lock_guard<std::mutex> lock(lifecycleMutex_);
+    maps_ = nullptr;
+  }
+  // Connections (and with them every capability) go before the maps they point into.
+}
+
+void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
+  kj::Own<const kj::Executor> executor;
+  {
+    std::lock_guard<std::mutex> lock(lifecycleMutex_);
+    if (stopped_ || !executor_) throw Error(ErrorCode::UNAVAILABLE, "the member is stopped");
+    executor = executor_->addRef();
+  }
+  // Errors thrown by `fn` cross back as they are (KJ would flatten them into kj::Exception).
+  std::exception_ptr failure;
+  try {
+    executor->executeSync([this, &fn, &failure] {
+      try {
+        if (maps_ == nullptr) throw Error(ErrorCode::UNAVAILABLE, "the member is stopping");
+        fn(*maps_);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    });
+  } catch (const kj::Exception& e) {
+    throw Error(ErrorCode::UNAVAILABLE, std::string("the member is stopped: ") + e.getDescription().cStr());
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+void Runtime::stop() {
+  {
+    std::lock_guard<std::mutex> lock(lifecycleMutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    if (stopFulfiller_) stopFulfiller_->fulfill();
+  }
+  if (thread_.joinable()) thread_.join();
+  eventThread_.join();
+  spdlog::info("member '{}' stopped", options_.name);
+}
+
+}  // namespace shoal::node

@@ -1,0 +1,51 @@
+// The running member: the shard thread (one KJ event loop owning every partition's records and
+// the RPC listener) and the event thread (embedded listener callbacks). Other threads reach the
+// shard only through its kj::Executor.
+#pragma once
+
+#include <future>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <boost/asio/thread_pool.hpp>
+#include <kj/async.h>
+
+#include "shoal/node/options.h"
+
+namespace shoal::node {
+
+class MapService;
+
+class Runtime {
+ public:
+  // Validates options, starts the threads and binds; throws shoal::Error on failure.
+  explicit Runtime(const NodeOptions& options);
+  ~Runtime();
+
+  void stop();
+  std::string address() const { return address_; }
+  const NodeOptions& options() const { return options_; }
+
+  // Runs `fn(maps)` on the shard thread and waits for it. Throws UNAVAILABLE once stopped.
+  void runOnShard(const std::function<void(MapService&)>& fn);
+
+ private:
+  struct Shard;
+  void shardMain();
+
+  NodeOptions options_;
+  std::string address_;
+  boost::asio::thread_pool eventThread_{1};
+  std::thread thread_;
+  std::mutex lifecycleMutex_;
+  kj::Own<const kj::Executor> executor_;
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopFulfiller_;
+  MapService* maps_ = nullptr;                   // set while the shard runs; under lifecycleMutex_
+  std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
+  bool stopped_ = false;                          // under lifecycleMutex_
+};
+
+}  // namespace shoal::node

@@ -1,0 +1,164 @@
+# Shoal's wire contract between clients and members. Operations travel in batches: one
+# `execute` call carries many operations (for many keys and maps) and returns their results in
+# order, because each RPC call costs ~16 µs of member CPU whatever it carries.
+@0xdbc109d915719edc;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("shoal::wire");
+
+enum ErrorCode {
+  # Mirrors shoal::ErrorCode (proto/include/shoal/error.h); tells a caller how to react.
+  internal @0;         # a bug on the member; the message says what
+  invalidArgument @1;  # the request can never succeed as sent
+  tooLarge @2;         # a key, value or batch exceeds a limit named in the message
+  timeout @3;          # a deadline passed; retriable
+  unavailable @4;      # the member is stopping or unreachable; retriable
+  overloaded @5;       # the member shed load; retriable after backoff
+  conflict @6;         # a compare-and-set precondition failed where a value was required
+  unauthorized @7;
+  wrongOwner @8;       # the partition is owned elsewhere (cluster issue)
+}
+
+struct Failure {
+  code @0 :ErrorCode;
+  message @1 :Text;
+}
+
+struct Write {
+  value @0 :Data;
+  ttlMs @1 :Int64 = -1;      # -1: the map's default TTL; 0: never expires; >0: milliseconds
+  maxIdleMs @2 :Int64 = -1;  # -1: the map's default max-idle; 0: none; >0: milliseconds
+}
+
+struct MapOp {
+  map @0 :Text;
+  key @1 :Data;
+  requestId @2 :UInt64;  # writes: (clientId, requestId) dedupes a retried write; 0 = no dedupe
+  union {
+    get @3 :Void;                 # -> value | absent
+    getEntry @4 :Void;            # -> entry | absent
+    containsKey @5 :Void;         # -> flag
+    put @6 :Write;                # -> previous value | absent
+    set @7 :Write;                # -> done
+    putIfAbsent @8 :Write;        # -> existing value (not applied) | absent (applied)
+    replace @9 :Write;            # -> previous value (applied) | absent (not applied)
+    replaceIfValue @10 :CompareValue;      # -> flag (applied)
+    replaceIfVersion @11 :CompareVersion;  # -> flag (applied)
+    remove @12 :Void;             # -> previous value | absent
+    delete @13 :Void;             # -> flag (something was removed)
+    removeIfValue @14 :Data;      # -> flag (removed)
+    removeIfVersion @15 :UInt64;  # -> flag (removed)
+    size @16 :Void;               # key ignored -> count (entries of the map on this member)
+    clear @17 :Void;              # key ignored -> count (entries removed)
+    setTtl @18 :Int64;            # -> flag (entry exists); 0 removes the TTL
+  }
+  traceId @19 :Text;  # the caller's trace id when it gave one; else the batch's applies
+}
+
+struct CompareValue {
+  expected @0 :Data;
+  write @1 :Write;
+}
+
+struct CompareVersion {
+  expectedVersion @0 :UInt64;
+  write @1 :Write;
+}
+
+struct EntryView {
+  key @0 :Data;
+  value @1 :Data;
+  version @2 :UInt64;          # 1 on creation, +1 on every write
+  creationTimeMs @3 :Int64;    # milliseconds since the Unix epoch
+  updateTimeMs @4 :Int64;
+  lastAccessTimeMs @5 :Int64;
+  expirationTimeMs @6 :Int64;  # 0: never
+  ttlMs @7 :Int64;             # 0: none
+  maxIdleMs @8 :Int64;         # 0: none
+  hits @9 :UInt64;
+}
+
+struct OpResult {
+  union {
+    value @0 :Data;
+    absent @1 :Void;
+    flag @2 :Bool;
+    count @3 :UInt64;
+    entry @4 :EntryView;
+    done @5 :Void;
+    failure @6 :Failure;
+  }
+}
+
+struct Batch {
+  traceId @0 :Text;       # appears in the member's log lines for this request
+  clientId @1 :UInt64;    # random per client instance; scopes requestIds
+  tableEpoch @2 :UInt64;  # partition-table epoch the sender believes (cluster issue)
+  ops @3 :List(MapOp);
+}
+
+enum EventType {
+  added @0;
+  updated @1;
+  removed @2;
+  expired @3;
+  evicted @4;
+}
+
+struct EntryEvent {
+  type @0 :EventType;
+  map @1 :Text;
+  key @2 :Data;
+  value @3 :Data;      # new value (added/updated) when the listener asked for values
+  oldValue @4 :Data;   # previous value (updated/removed/expired/evicted) when asked for
+  version @5 :UInt64;
+}
+
+interface EntryListener {
+  # Implemented by the client; the member pushes events in order, flow-controlled.
+  onEvents @0 (events :List(EntryEvent)) -> stream;
+  onClosed @1 (reason :Failure);   # the member cut the listener off (slow, stopping)
+}
+
+interface Registration {
+  # Dropping the capability removes the listener.
+  cancel @0 ();
+}
+
+struct MapInfo {
+  name @0 :Text;
+  entries @1 :UInt64;
+  bytes @2 :UInt64;    # memory held by the map's entries on this member
+}
+
+struct MemberInfo {
+  name @0 :Text;
+  address @1 :Text;
+  state @2 :Text;
+  uptimeMs @3 :Int64;
+  partitionsOwned @4 :UInt32;
+  version @5 :Text;
+}
+
+struct ScanEntry {
+  key @0 :Data;
+  value @1 :Data;   # empty unless values were asked for
+}
+
+interface Member {
+  execute @0 (batch :Batch) -> (results :List(OpResult));
+  # Results in the order of batch.ops; a per-op failure never fails the call. The call itself
+  # fails only when the whole batch is unacceptable (too many ops), with a message naming the limit.
+
+  scan @1 (map :Text, cursor :UInt64, limit :UInt32, withValues :Bool, traceId :Text)
+       -> (entries :List(ScanEntry), cursor :UInt64);
+  # Cursor iteration, Redis SCAN style: start at 0, continue with the returned cursor until it is 0.
+  # Every entry present for the whole iteration is returned at least once.
+
+  addListener @2 (map :Text, listener :EntryListener, includeValues :Bool)
+              -> (registration :Registration);
+
+  ping @3 () -> (member :MemberInfo);
+  listMaps @4 () -> (maps :List(MapInfo));
+  cluster @5 () -> (members :List(MemberInfo), partitionCount :UInt32, tableEpoch :UInt64);
+}
