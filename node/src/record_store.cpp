@@ -265,9 +265,20 @@ uint64_t allocationBytes(const void* p) {
   return malloc_usable_size(const_cast<void*>(p)) + MALLOC_CHUNK_HEADER;
 }
 
-// What glibc would charge for a request of n bytes (used before the allocation exists).
-uint64_t estimatedAllocationBytes(size_t n) {
+// The glibc chunk for a request of n bytes: header added, rounded to 16, at least 32.
+uint64_t chunkBytes(size_t n) {
   return std::max<uint64_t>(32, (n + MALLOC_CHUNK_HEADER + 15) & ~uint64_t{15});
+}
+
+// An upper bound of what glibc charges for a request of n bytes, for limits checked before the
+// allocation exists: the 16-byte-rounded chunk, plus a chunk split remainder glibc may hand out
+// whole, or page rounding when a large request is served by mmap.
+uint64_t estimatedAllocationBytes(size_t n) {
+  uint64_t bound = chunkBytes(n) + 16;
+  if (n >= 64 * 1024) {
+    bound = std::max<uint64_t>(bound, (n + 2 * MALLOC_CHUNK_HEADER + 4095) & ~uint64_t{4095});
+  }
+  return bound;
 }
 
 uint8_t lfuDecayed(uint8_t counter, uint32_t accessSec, uint32_t nowSec) {
@@ -398,7 +409,7 @@ MapRecords::Partition* MapRecords::partitionAt(PartitionId p, bool create) {
   auto& part = partitions_[p];
   if (!part && create) {
     part = std::make_unique<Partition>();
-    bytes_ += estimatedAllocationBytes(sizeof(Partition));
+    bytes_ += chunkBytes(sizeof(Partition));
   }
   return part.get();
 }
@@ -631,6 +642,8 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
   } else {
     placeNew(part, hash, fresh);
     emit(sink_, EntryEventType::ADDED, ref.key(), ref.value(), {}, img.version);
+    // The table growth was an estimate; if the real table came out larger, evict the difference.
+    makeRoom(0, 0, fresh, nowMs, std::numeric_limits<uint64_t>::max());
   }
   result.applied = true;
   result.version = img.version;
