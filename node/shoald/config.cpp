@@ -109,7 +109,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     throw ConfigError(msg.str());
   }
   static const std::set<std::string> KNOWN = {"name", "listen", "seeds", "data-dir", "partition-count",
-                                              "log-level", "expiry-sweep-interval", "limits",
+                                              "log-level", "expiry-sweep-interval", "limits", "resp", "resp-map",
                                               "map-defaults", "maps"};
   for (auto& [k, _] : root) {
     if (!KNOWN.count(std::string(k.str()))) throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
@@ -127,6 +127,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     }
   }
   readString(root, "data-dir", "", &o->dataDir);
+  readString(root, "resp", "", &o->resp);
+  readString(root, "resp-map", "", &o->respMap);
   readInt(root, "partition-count", "", &o->partitionCount);
   readString(root, "log-level", "", &o->logLevel);
   int64_t sweep = o->expirySweepIntervalMs;
@@ -162,7 +164,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
 int loadOptions(int argc, char** argv, NodeOptions* options) {
   CLI::App app{"shoald " SHOAL_VERSION ": a Shoal data grid member"};
   app.set_version_flag("--version", SHOAL_VERSION);
-  std::string config, name, listen, seeds, dataDir, logLevel;
+  std::string config, name, listen, seeds, dataDir, logLevel, resp;
   app.add_option("--config", config, "TOML config file (every option of it documented in README)")
       ->envname("SHOAL_CONFIG");
   app.add_option("--name", name, "member name (default shoal-1)")->envname("SHOAL_NAME");
@@ -170,6 +172,7 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
       ->envname("SHOAL_LISTEN");
   app.add_option("--seeds", seeds, "members to join, HOST:PORT,... (default none)")->envname("SHOAL_SEEDS");
   app.add_option("--data-dir", dataDir, "data directory (default: none, in memory)")->envname("SHOAL_DATA_DIR");
+  app.add_option("--resp", resp, "Redis protocol (RESP) address HOST:PORT (default: off)")->envname("SHOAL_RESP");
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off (default info)")
       ->envname("SHOAL_LOG_LEVEL");
   try {
@@ -187,6 +190,7 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
     if (!seeds.empty()) options->seeds = splitList(seeds);
     if (!dataDir.empty()) options->dataDir = dataDir;
     if (!logLevel.empty()) options->logLevel = logLevel;
+    if (!resp.empty()) options->resp = resp;
     options->validate();
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "shoald: invalid configuration: %s\n", e.what());

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "config.h"
@@ -19,6 +20,8 @@ int main(int argc, char** argv) {
 
   shoal::NodeOptions options;
   if (int exitCode = shoal::shoald::loadOptions(argc, argv, &options); exitCode >= 0) return exitCode;
+  // Logs go to stderr; stdout carries only the "ready on" line that scripts read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shoald"));
   spdlog::set_level(spdlog::level::from_str(options.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
 
@@ -30,7 +33,9 @@ int main(int argc, char** argv) {
     return e.code() == shoal::ErrorCode::INVALID_ARGUMENT ? 2 : 1;
   }
   // Scripts and tests read this line to learn the bound port.
-  std::printf("shoald %s ready on %s\n", options.name.c_str(), node->address().c_str());
+  std::printf("shoald %s ready on %s", options.name.c_str(), node->address().c_str());
+  if (!node->respAddress().empty()) std::printf(" resp %s", node->respAddress().c_str());
+  std::printf("\n");
   std::fflush(stdout);
 
   int signalNumber = 0;

@@ -14,6 +14,28 @@ kj::Exception callFailure(const char* code, const std::string& message) {
                        kj::str("shoal:", code, ": ", message.c_str()));
 }
 
+const char* opName(wire::MapOp::Which which) {
+  switch (which) {
+    case wire::MapOp::GET: return "get";
+    case wire::MapOp::GET_ENTRY: return "getEntry";
+    case wire::MapOp::CONTAINS_KEY: return "containsKey";
+    case wire::MapOp::PUT: return "put";
+    case wire::MapOp::SET: return "set";
+    case wire::MapOp::PUT_IF_ABSENT: return "putIfAbsent";
+    case wire::MapOp::REPLACE: return "replace";
+    case wire::MapOp::REPLACE_IF_VALUE: return "replaceIfValue";
+    case wire::MapOp::REPLACE_IF_VERSION: return "replaceIfVersion";
+    case wire::MapOp::REMOVE: return "remove";
+    case wire::MapOp::DELETE: return "delete";
+    case wire::MapOp::REMOVE_IF_VALUE: return "removeIfValue";
+    case wire::MapOp::REMOVE_IF_VERSION: return "removeIfVersion";
+    case wire::MapOp::SIZE: return "size";
+    case wire::MapOp::CLEAR: return "clear";
+    case wire::MapOp::SET_TTL: return "setTtl";
+  }
+  return "unknown";
+}
+
 kj::ArrayPtr<const kj::byte> bytesOf(const std::string& s) {
   return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
@@ -31,8 +53,15 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
                                         " operations exceeds limits.max-batch-ops (" +
                                         std::to_string(limits.maxBatchOps) + ")");
   }
-  spdlog::trace("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(),
-                batch.getClientId());
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(), batch.getClientId());
+    for (auto op : ops) {
+      if (op.hasTraceId()) {
+        spdlog::debug("[trace {}] {} on map '{}' (batch {})", op.getTraceId().cStr(), opName(op.which()),
+                      op.getMap().cStr(), traceId.cStr());
+      }
+    }
+  }
   auto results = context.getResults().initResults(ops.size());
   auto clientId = batch.getClientId();
   for (uint32_t i = 0; i < ops.size(); ++i) {

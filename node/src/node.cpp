@@ -203,6 +203,7 @@ MapHandle Node::map(std::string_view name) {
 }
 
 std::string Node::address() const { return runtime_->address(); }
+std::string Node::respAddress() const { return runtime_->respAddress(); }
 const NodeOptions& Node::options() const { return runtime_->options(); }
 
 std::vector<std::string> Node::mapNames() const {

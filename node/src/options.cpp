@@ -30,6 +30,8 @@ void NodeOptions::validate() const {
   require(!name.empty() && name.size() <= 128, "name", "must be 1..128 characters");
   require(listen.empty() || validHostPort(listen), "listen",
           "'" + listen + "' is not HOST:PORT (port 0..65535)");
+  require(resp.empty() || validHostPort(resp), "resp", "'" + resp + "' is not HOST:PORT (port 0..65535)");
+  require(!respMap.empty() && respMap.size() <= 256, "resp-map", "must be 1..256 characters");
   for (auto& seed : seeds) require(validHostPort(seed), "seeds", "'" + seed + "' is not HOST:PORT");
   require(partitionCount >= 1 && partitionCount <= 65535, "partition-count",
           std::to_string(partitionCount) + " is outside 1..65535");

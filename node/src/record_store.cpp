@@ -133,9 +133,9 @@ struct EntryImage {
 };
 
 size_t encodedSize(const EntryImage& m, size_t keyLen, size_t valueLen) {
-  return FIXED_BYTES + (m.hasExpiry() ? EXPIRY_BYTES : 0) + varintSize(keyLen) +
-         varintSize(valueLen) + keyLen + valueLen + varintSize(m.version) +
-         varintSize(m.createSec) + varintSize(m.updateSec - m.createSec);
+  return FIXED_BYTES + (m.hasExpiry() ? EXPIRY_BYTES : 0) + varintSize(keyLen) + varintSize(valueLen) +
+         keyLen + valueLen + varintSize(m.version) + varintSize(m.createSec) +
+         varintSize(m.updateSec - m.createSec);
 }
 
 // memmove because a rewrite in place passes the entry's own key back in.
@@ -228,9 +228,7 @@ class EntryRef {
   }
 
  private:
-  const uint8_t* tail() const {
-    return reinterpret_cast<const uint8_t*>(key_) + keyLen_ + valueLen_;
-  }
+  const uint8_t* tail() const { return reinterpret_cast<const uint8_t*>(key_) + keyLen_ + valueLen_; }
 
   uint8_t* base_;
   const char* key_;
@@ -242,9 +240,13 @@ uint64_t hashOf(std::string_view key) {
   return XXH3_64bits_withSeed(key.data(), key.size(), TABLE_HASH_SEED);
 }
 
-bool occupied(uint64_t slot) { return slot > TOMBSTONE; }
+bool occupied(uint64_t slot) {
+  return slot > TOMBSTONE;
+}
 
-uint8_t* entryOf(uint64_t slot) { return reinterpret_cast<uint8_t*>(slot & POINTER_MASK); }
+uint8_t* entryOf(uint64_t slot) {
+  return reinterpret_cast<uint8_t*>(slot & POINTER_MASK);
+}
 
 uint64_t taggedSlot(uint64_t hash, const uint8_t* entry) {
   return (hash >> TAG_SHIFT << TAG_SHIFT) | reinterpret_cast<uintptr_t>(entry);
@@ -317,8 +319,8 @@ struct MapRecords::Partition {
   uint32_t capacity = 0;      // 0 (no table yet) or a power of two
   uint32_t live = 0;
   uint32_t tombstones = 0;
-  uint32_t expiring = 0;      // live entries with an expiry block; the sweep skips partitions at 0
-  uint64_t generation = 0;    // changes whenever entries may have moved
+  uint32_t expiring = 0;    // live entries with an expiry block; the sweep skips partitions at 0
+  uint64_t generation = 0;  // changes whenever entries may have moved
 
   uint64_t tableBytes() const { return slots ? allocationBytes(slots) : 0; }
 
@@ -368,8 +370,7 @@ int64_t SystemClock::nowMs() const {
       .count();
 }
 
-MapRecords::MapRecords(std::string name, MapConfig config, uint32_t partitionCount,
-                       const Clock& clock)
+MapRecords::MapRecords(std::string name, MapConfig config, uint32_t partitionCount, const Clock& clock)
     : name_(std::move(name)), config_(config), clock_(clock), epochMs_(clock.nowMs()) {
   if (partitionCount == 0) throw std::invalid_argument("record store: partition count must be > 0");
   partitions_.resize(partitionCount);
@@ -385,9 +386,13 @@ MapRecords::~MapRecords() {
   }
 }
 
-void MapRecords::setConfig(const MapConfig& config) { config_ = config; }
+void MapRecords::setConfig(const MapConfig& config) {
+  config_ = config;
+}
 
-void MapRecords::setEventSink(EventSink sink) { sink_ = std::move(sink); }
+void MapRecords::setEventSink(EventSink sink) {
+  sink_ = std::move(sink);
+}
 
 uint32_t MapRecords::secondsOf(int64_t nowMs) const {
   if (nowMs <= epochMs_) return 0;  // a clock stepping back reads as the map's creation
@@ -509,7 +514,7 @@ MapRecords::Partition* MapRecords::randomNonEmptyPartition() {
 }
 
 bool MapRecords::evictOne(const uint8_t* keep, int64_t nowMs) {
-  if (entries_ == 0) return false;
+  if (entries_ == 0 || (keep && entries_ == 1)) return false;  // `keep` is in the table
   const uint32_t nowSec = secondsOf(nowMs);
   const bool lfu = config_.eviction == EvictionPolicy::LFU;
   Partition* bestPart = nullptr;
@@ -560,11 +565,9 @@ bool MapRecords::evictOne(const uint8_t* keep, int64_t nowMs) {
   return true;
 }
 
-bool MapRecords::makeRoom(uint64_t addEntries, int64_t addBytes, const uint8_t* keep,
-                          int64_t nowMs, uint64_t maxEvictions) {
-  auto entriesOver = [&] {
-    return config_.maxEntries != 0 && entries_ + addEntries > config_.maxEntries;
-  };
+bool MapRecords::makeRoom(uint64_t addEntries, int64_t addBytes, const uint8_t* keep, int64_t nowMs,
+                          uint64_t maxEvictions) {
+  auto entriesOver = [&] { return config_.maxEntries != 0 && entries_ + addEntries > config_.maxEntries; };
   auto bytesOver = [&] {
     return config_.maxBytes != 0 &&
            static_cast<int64_t>(bytes_) + addBytes > static_cast<int64_t>(config_.maxBytes);
@@ -579,9 +582,8 @@ bool MapRecords::makeRoom(uint64_t addEntries, int64_t addBytes, const uint8_t* 
   return true;
 }
 
-WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64_t hash,
-                                   int64_t slot, const WriteSpec& spec, WriteResult result,
-                                   int64_t nowMs) {
+WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64_t hash, int64_t slot,
+                                   const WriteSpec& spec, WriteResult result, int64_t nowMs) {
   uint8_t* old = slot >= 0 ? entryOf(part.slots[slot]) : nullptr;
   const uint32_t nowSec = secondsOf(nowMs);
   EntryImage img;
@@ -621,9 +623,9 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
   if (old) {
     addBytes -= static_cast<int64_t>(allocationBytes(old));
   } else if (part.needsRebuild()) {
-    addBytes += static_cast<int64_t>(estimatedAllocationBytes(
-                    uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
-                static_cast<int64_t>(part.tableBytes());
+    addBytes +=
+        static_cast<int64_t>(estimatedAllocationBytes(uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
+        static_cast<int64_t>(part.tableBytes());
   }
   if (!makeRoom(old ? 0 : 1, addBytes, old, nowMs, std::numeric_limits<uint64_t>::max())) {
     std::free(fresh);
@@ -676,8 +678,7 @@ std::optional<EntryView> MapRecords::getEntry(PartitionId p, std::string_view ke
   view.meta.version = img.version;
   view.meta.creationTimeMs = epochMs_ + int64_t{img.createSec} * 1000;
   view.meta.updateTimeMs = epochMs_ + int64_t{img.updateSec} * 1000;
-  view.meta.lastAccessTimeMs =
-      img.hasExpiry() ? img.lastAccessMs : epochMs_ + int64_t{img.accessSec} * 1000;
+  view.meta.lastAccessTimeMs = img.hasExpiry() ? img.lastAccessMs : epochMs_ + int64_t{img.accessSec} * 1000;
   view.meta.expirationTimeMs = ref.expirationMs();
   view.meta.ttlMs = img.ttlMs;
   view.meta.maxIdleMs = img.maxIdleMs;
@@ -690,8 +691,8 @@ bool MapRecords::containsKey(PartitionId p, std::string_view key) {
   return part && findLive(*part, key, hashOf(key), clock_.nowMs()) >= 0;
 }
 
-WriteResult MapRecords::write(PartitionId p, std::string_view key, const WriteSpec& spec,
-                              WriteMode mode, std::string* previous) {
+WriteResult MapRecords::write(PartitionId p, std::string_view key, const WriteSpec& spec, WriteMode mode,
+                              std::string* previous) {
   Partition& part = *partitionAt(p, true);
   const int64_t now = clock_.nowMs();
   const uint64_t hash = hashOf(key);
@@ -709,8 +710,8 @@ WriteResult MapRecords::write(PartitionId p, std::string_view key, const WriteSp
   return applyWrite(part, key, hash, slot, spec, result, now);
 }
 
-WriteResult MapRecords::replaceIfValue(PartitionId p, std::string_view key,
-                                       std::string_view expected, const WriteSpec& spec) {
+WriteResult MapRecords::replaceIfValue(PartitionId p, std::string_view key, std::string_view expected,
+                                       const WriteSpec& spec) {
   WriteResult result;
   Partition* part = partitionAt(p, false);
   if (!part) return result;
@@ -725,8 +726,8 @@ WriteResult MapRecords::replaceIfValue(PartitionId p, std::string_view key,
   return applyWrite(*part, key, hash, slot, spec, result, now);
 }
 
-WriteResult MapRecords::replaceIfVersion(PartitionId p, std::string_view key,
-                                         uint64_t expectedVersion, const WriteSpec& spec) {
+WriteResult MapRecords::replaceIfVersion(PartitionId p, std::string_view key, uint64_t expectedVersion,
+                                         const WriteSpec& spec) {
   WriteResult result;
   Partition* part = partitionAt(p, false);
   if (!part) return result;
@@ -813,8 +814,8 @@ uint64_t MapRecords::clear() {
       // An expired entry was already gone for readers; it is reported as what happened to it.
       bool expired = ref.expiredAt(now);
       if (!expired) ++removed;
-      emit(sink_, expired ? EntryEventType::EXPIRED : EntryEventType::REMOVED, ref.key(), {},
-           ref.value(), ref.version());
+      emit(sink_, expired ? EntryEventType::EXPIRED : EntryEventType::REMOVED, ref.key(), {}, ref.value(),
+           ref.version());
       std::free(entry);
     }
     std::free(part->slots);
@@ -829,10 +830,9 @@ uint64_t MapRecords::clear() {
 size_t MapRecords::sweepExpired(size_t budget) {
   const int64_t now = clock_.nowMs();
   const size_t n = partitions_.size();
-  const size_t maxSlots =
-      budget > std::numeric_limits<size_t>::max() / SWEEP_SLOTS_PER_BUDGET
-          ? std::numeric_limits<size_t>::max()
-          : budget * SWEEP_SLOTS_PER_BUDGET;
+  const size_t maxSlots = budget > std::numeric_limits<size_t>::max() / SWEEP_SLOTS_PER_BUDGET
+                              ? std::numeric_limits<size_t>::max()
+                              : budget * SWEEP_SLOTS_PER_BUDGET;
   size_t p = static_cast<size_t>(sweepCursor_ >> 32) % n;
   uint32_t slot = static_cast<uint32_t>(sweepCursor_);
   size_t removed = 0, examined = 0, partitionsDone = 0;
@@ -864,14 +864,12 @@ size_t MapRecords::sweepExpired(size_t budget) {
 
 // Cursor layout (before the +1 that keeps 0 meaning "start"): partition id in the high bits,
 // then the partition table's generation (truncated), then the slot index in the low 32 bits.
-uint64_t MapRecords::scan(uint64_t cursor, uint32_t limit, bool withValues,
-                          std::vector<ScanItem>* out) {
+uint64_t MapRecords::scan(uint64_t cursor, uint32_t limit, bool withValues, std::vector<ScanItem>* out) {
   constexpr uint32_t SLOT_BITS = 32;
   const size_t n = partitions_.size();
   const uint32_t partitionBits = bitsFor(n);
   const uint32_t generationBits = 64 - SLOT_BITS - partitionBits;
-  const uint64_t generationMask =
-      generationBits >= 64 ? ~uint64_t{0} : (uint64_t{1} << generationBits) - 1;
+  const uint64_t generationMask = generationBits >= 64 ? ~uint64_t{0} : (uint64_t{1} << generationBits) - 1;
   auto encode = [&](uint64_t p, uint64_t generation, uint64_t slot) {
     return (((p << generationBits) | (generation & generationMask)) << SLOT_BITS | slot) + 1;
   };
@@ -899,8 +897,7 @@ uint64_t MapRecords::scan(uint64_t cursor, uint32_t limit, bool withValues,
       if (!occupied(s)) continue;
       EntryRef ref(entryOf(s));
       if (ref.expiredAt(now)) continue;  // gone for readers; the sweep will reclaim it
-      out->push_back(
-          ScanItem{std::string(ref.key()), withValues ? std::string(ref.value()) : std::string()});
+      out->push_back(ScanItem{std::string(ref.key()), withValues ? std::string(ref.value()) : std::string()});
       ++count;
     }
   }

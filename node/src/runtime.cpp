@@ -10,6 +10,7 @@
 
 #include "map_service.h"
 #include "member_service.h"
+#include "resp/resp_server.h"
 #include "shoal/error.h"
 
 namespace shoal::node {
@@ -124,6 +125,25 @@ void Runtime::shardMain() {
     identity.address = address_;
   }
 
+  kj::Own<resp::Server> respServer;
+  if (!options_.resp.empty()) {
+    kj::Own<kj::ConnectionReceiver> respReceiver;
+    try {
+      auto address = io.provider->getNetwork().parseAddress(options_.resp).wait(io.waitScope);
+      respReceiver = address->listen();
+    } catch (const kj::Exception& e) {
+      throw Error(ErrorCode::UNAVAILABLE, "cannot listen on '" + options_.resp +
+                                              "' (resp): " + e.getDescription().cStr());
+    }
+    auto respAddress = hostOf(options_.resp) + ":" + std::to_string(respReceiver->getPort());
+    resp::ParserLimits limits;
+    limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
+    limits.maxQueryBytes = options_.limits.maxMessageBytes;
+    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), maps, options_.respMap, clock, respAddress, limits);
+    respAddress_ = respAddress;
+    spdlog::info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress, options_.respMap);
+  }
+
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
   capnp::ReaderOptions readerOptions;
@@ -150,6 +170,11 @@ void Runtime::shardMain() {
     maps_ = &maps;
   }
   if (!address_.empty()) spdlog::info("member '{}' listening on {}", options_.name, address_);
+  if (!options_.dataDir.empty()) {
+    spdlog::warn("data-dir '{}' is set but persistence is not implemented yet: data lives in memory only",
+                 options_.dataDir);
+  }
+  if (!options_.seeds.empty()) spdlog::warn("seeds are set but clustering is not implemented yet: running alone");
   shardMain_ready_->set_value();
   shardMain_ready_ = nullptr;
 
@@ -159,6 +184,7 @@ void Runtime::shardMain() {
   spdlog::info("member '{}' stopping", options_.name);
   accepting = kj::READY_NOW;
   receiver = nullptr;
+  respServer = nullptr;
   maps.closeListeners("member '" + options_.name + "' is stopping");
   io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
   {

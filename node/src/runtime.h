@@ -27,6 +27,7 @@ class Runtime {
 
   void stop();
   std::string address() const { return address_; }
+  std::string respAddress() const { return respAddress_; }
   const NodeOptions& options() const { return options_; }
 
   // Runs `fn(maps)` on the shard thread and waits for it. Throws UNAVAILABLE once stopped.
@@ -38,6 +39,7 @@ class Runtime {
 
   NodeOptions options_;
   std::string address_;
+  std::string respAddress_;
   boost::asio::thread_pool eventThread_{1};
   std::thread thread_;
   std::mutex lifecycleMutex_;

@@ -231,3 +231,17 @@ TEST_CASE("client: a stopped (SIGSTOP) member gives TIMEOUT within the deadline"
   CHECK(std::chrono::steady_clock::now() - start < 2s);
   kill(member.pid(), SIGCONT);
 }
+
+TEST_CASE("client: a caller's trace id shows in the member's log", "[client][integration]") {
+  ShoaldProcess member({"--log-level", "debug"});
+  auto client = connectTo(member);
+  auto m = client->rawMap("traced").withTraceId("order-7f3a");
+  m.set("k", "v");
+  CHECK(m.get("k") == std::optional<std::string>("v"));
+  // Without a caller trace id the client generates one per batch; it is logged too.
+  client->rawMap("traced").get("k");
+  auto log = member.log();
+  CHECK_THAT(log, Catch::Contains("[trace order-7f3a] set on map 'traced'"));
+  CHECK_THAT(log, Catch::Contains("[trace order-7f3a] get on map 'traced'"));
+  CHECK_THAT(log, Catch::Contains("[trace c-"));
+}

@@ -4,7 +4,6 @@
 #include "record_store.h"
 
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -45,8 +44,8 @@ struct Store {
   }
   void recordEvents() {
     map.setEventSink([this](const EntryEvent& e) {
-      events.push_back({e.type, std::string(e.key), std::string(e.value), std::string(e.oldValue),
-                        e.version});
+      events.push_back(
+          {e.type, std::string(e.key), std::string(e.value), std::string(e.oldValue), e.version});
     });
   }
   size_t countEvents(EntryEventType type) const {
@@ -54,10 +53,9 @@ struct Store {
     for (auto& e : events) n += e.type == type;
     return n;
   }
-  WriteResult put(std::string_view key, std::string_view value, int64_t ttlMs = -1,
-                  int64_t maxIdleMs = -1, std::string* previous = nullptr) {
-    return map.write(pid(key), key, WriteSpec{value, ttlMs, maxIdleMs}, WriteMode::ALWAYS,
-                     previous);
+  WriteResult put(std::string_view key, std::string_view value, int64_t ttlMs = -1, int64_t maxIdleMs = -1,
+                  std::string* previous = nullptr) {
+    return map.write(pid(key), key, WriteSpec{value, ttlMs, maxIdleMs}, WriteMode::ALWAYS, previous);
   }
   WriteResult putMode(std::string_view key, std::string_view value, WriteMode mode,
                       std::string* previous = nullptr) {
@@ -93,7 +91,9 @@ struct Store {
   std::vector<RecordedEvent> events;
 };
 
-std::string keyOf(int i) { return "key-" + std::to_string(i); }
+std::string keyOf(int i) {
+  return "key-" + std::to_string(i);
+}
 
 }  // namespace
 
@@ -422,8 +422,8 @@ TEST_CASE("record store: max idle expires entries nobody reads", "[node][unit]")
   CHECK(s.entry("read")->meta.expirationTimeMs == t0 + 1000);
 
   s.clock.advance(800);
-  CHECK(s.get("read"));  // refreshes
-  CHECK(s.contains("checked"));  // does not refresh
+  CHECK(s.get("read"));                            // refreshes
+  CHECK(s.contains("checked"));                    // does not refresh
   CHECK(s.put("written", "v2", 0, 1000).applied);  // refreshes
   s.clock.advance(800);
   CHECK(s.get("read"));
@@ -621,7 +621,7 @@ TEST_CASE("record store: lowered limits apply on the next write or sweep", "[nod
   MapConfig config;
   config.maxEntries = 50;
   s.map.setConfig(config);
-  CHECK(s.map.size() == 100);  // nothing until the next write or sweep
+  CHECK(s.map.size() == 100);            // nothing until the next write or sweep
   CHECK(s.map.sweepExpired(1000) == 0);  // evictions are not expirations...
   CHECK(s.map.size() == 50);             // ...but the sweep applies the limit
   config.maxEntries = 10;
@@ -632,8 +632,7 @@ TEST_CASE("record store: lowered limits apply on the next write or sweep", "[nod
   CHECK(s.countEvents(EntryEventType::EVICTED) == 91);
 }
 
-TEST_CASE("record store: scan returns every key exactly once when nothing changes",
-          "[node][unit]") {
+TEST_CASE("record store: scan returns every key exactly once when nothing changes", "[node][unit]") {
   const uint64_t seed = testSeed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
@@ -688,8 +687,7 @@ TEST_CASE("record store: scan returns every key exactly once when nothing change
   }
 }
 
-TEST_CASE("record store: scan returns every key at least once despite concurrent writes",
-          "[node][unit]") {
+TEST_CASE("record store: scan returns every key at least once despite concurrent writes", "[node][unit]") {
   const uint64_t seed = testSeed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
@@ -724,8 +722,8 @@ TEST_CASE("record store: scan returns every key at least once despite concurrent
     s.put(keyOf(static_cast<int>(rng() % original)), std::string(rng() % 40, 'u'));
   } while (cursor != 0);
 
-  INFO("inserted " << next - original << ", tables grew from " << bytesBefore << " to "
-                   << s.map.bytes() << " bytes");
+  INFO("inserted " << next - original << ", tables grew from " << bytesBefore << " to " << s.map.bytes()
+                   << " bytes");
   CHECK(next - original > 1000);
   for (int i = 0; i < original; ++i) {
     INFO("key " << keyOf(i));
@@ -768,9 +766,9 @@ TEST_CASE("record store: events describe each change", "[node][unit]") {
   s.put("k", "v1");
   s.put("k", "v2");
   s.put("k", "v3", 0, 0);
-  s.putMode("k", "ignored", WriteMode::IF_ABSENT);                // no change, no event
+  s.putMode("k", "ignored", WriteMode::IF_ABSENT);                 // no change, no event
   s.map.replaceIfValue(s.pid("k"), "k", "wrong", WriteSpec{"x"});  // no change, no event
-  s.map.setTtl(s.pid("k"), "k", 100);                             // not a write, no event
+  s.map.setTtl(s.pid("k"), "k", 100);                              // not a write, no event
   s.remove("k");
   s.put("t", "tv", 10);
   s.clock.advance(11);
@@ -951,7 +949,6 @@ TEST_CASE("record store: a partition id out of range is a bug", "[node][unit]") 
   MapRecords map("m", {}, 4, clock);
   std::string v;
   CHECK_THROWS_AS(map.get(4, "k", &v), std::out_of_range);
-  CHECK_THROWS_AS(map.write(9, "k", WriteSpec{"v"}, WriteMode::ALWAYS, nullptr),
-                  std::out_of_range);
+  CHECK_THROWS_AS(map.write(9, "k", WriteSpec{"v"}, WriteMode::ALWAYS, nullptr), std::out_of_range);
   CHECK_THROWS_AS(MapRecords("m", {}, 0, clock), std::invalid_argument);
 }

@@ -89,8 +89,13 @@ ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string nam
     kill9();
     throw std::runtime_error("shoald did not become ready; its log:\n" + log());
   }
-  address_ = line.substr(at + 10);
-  while (!address_.empty() && (address_.back() == '\n' || address_.back() == '\r')) address_.pop_back();
+  line = line.substr(at + 10);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  // "HOST:PORT" then, with --resp, " resp HOST:PORT".
+  auto space = line.find(' ');
+  address_ = line.substr(0, space);
+  auto resp = line.find(" resp ");
+  if (resp != std::string::npos) respAddress_ = line.substr(resp + 6);
 }
 
 ShoaldProcess::~ShoaldProcess() {

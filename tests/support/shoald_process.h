@@ -17,6 +17,8 @@ class ShoaldProcess {
   ShoaldProcess& operator=(const ShoaldProcess&) = delete;
 
   const std::string& address() const { return address_; }
+  // The RESP address when started with --resp, else empty.
+  const std::string& respAddress() const { return respAddress_; }
   int pid() const { return pid_; }
   bool alive() const;
   // SIGTERM and wait; returns the exit status (as from waitpid), or -1 on timeout.
@@ -31,6 +33,7 @@ class ShoaldProcess {
  private:
   int pid_ = -1;
   std::string address_;
+  std::string respAddress_;
   std::string logPath_;
 };
 

@@ -75,6 +75,8 @@ class Node {
   MapHandle map(std::string_view name);
   // The bound RPC address (HOST:PORT); useful with port 0. Empty when not listening.
   std::string address() const;
+  // The bound RESP (Redis protocol) address; empty when RESP is off.
+  std::string respAddress() const;
   const NodeOptions& options() const;
   // Names of the maps that hold entries or configuration on this member.
   std::vector<std::string> mapNames() const;

@@ -33,6 +33,8 @@ struct NodeOptions {
   std::string name = "shoal-1";          // member name, shown by `shoalctl cluster`
   std::string listen = "127.0.0.1:5701"; // RPC address HOST:PORT; port 0 picks one; "" = none
   std::vector<std::string> seeds;        // HOST:PORT of members to join (cluster issue)
+  std::string resp = "";                 // RESP (Redis protocol) address HOST:PORT; "" = off
+  std::string respMap = "default";       // the Shoal map that Redis commands read and write
   std::string dataDir = "";              // data directory; "" = in memory only
   uint32_t partitionCount = 271;         // fixed per cluster (1 .. 65535)
   std::string logLevel = "info";         // trace, debug, info, warn, error, off

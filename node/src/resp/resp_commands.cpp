@@ -1,0 +1,283 @@
+// Command dispatch and the connection / server commands; see resp_commands.h.
+#include "resp_commands.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+
+#include "shoal/version.h"
+
+namespace shoal::node::resp {
+namespace {
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return tolower(x) == tolower(y); });
+}
+
+}  // namespace
+
+Commands::Commands(MapService& maps, std::string mapName, const Clock& clock, ServerStats& stats,
+                   std::string address)
+    : maps_(maps), mapName_(std::move(mapName)), clock_(clock), stats_(stats), address_(std::move(address)) {
+  table_ = {
+      {"ping", {&Commands::ping, -1}},       {"echo", {&Commands::echo, 2}},
+      {"hello", {&Commands::hello, -1}},     {"quit", {&Commands::quit, -1}},
+      {"select", {&Commands::select, 2}},    {"client", {&Commands::client, -2}},
+      {"command", {&Commands::command, -1}}, {"config", {&Commands::config, -2}},
+      {"info", {&Commands::info, -1}},       {"dbsize", {&Commands::dbsize, 1}},
+      {"flushdb", {&Commands::flushdb, -1}}, {"flushall", {&Commands::flushdb, -1}},
+      {"time", {&Commands::time, 1}},        {"get", {&Commands::get, 2}},
+      {"set", {&Commands::set, -3}},         {"setnx", {&Commands::setnx, 3}},
+      {"setex", {&Commands::setex, 4}},      {"psetex", {&Commands::psetex, 4}},
+      {"getset", {&Commands::getset, 3}},    {"getdel", {&Commands::getdel, 2}},
+      {"getex", {&Commands::getex, -2}},     {"mget", {&Commands::mget, -2}},
+      {"mset", {&Commands::mset, -3}},       {"msetnx", {&Commands::msetnx, -3}},
+      {"del", {&Commands::del, -2}},         {"unlink", {&Commands::del, -2}},
+      {"exists", {&Commands::exists, -2}},   {"type", {&Commands::type, 2}},
+      {"expire", {&Commands::expire, -3}},   {"pexpire", {&Commands::pexpire, -3}},
+      {"expireat", {&Commands::expireat, -3}}, {"pexpireat", {&Commands::pexpireat, -3}},
+      {"ttl", {&Commands::ttl, 2}},          {"pttl", {&Commands::pttl, 2}},
+      {"persist", {&Commands::persist, 2}},  {"incr", {&Commands::incr, 2}},
+      {"decr", {&Commands::decr, 2}},        {"incrby", {&Commands::incrby, 3}},
+      {"decrby", {&Commands::decrby, 3}},    {"incrbyfloat", {&Commands::incrbyfloat, 3}},
+      {"append", {&Commands::append, 3}},    {"strlen", {&Commands::strlen, 2}},
+      {"keys", {&Commands::keys, 2}},        {"scan", {&Commands::scan, -2}},
+  };
+}
+
+void Commands::execute(const Args& args, Session& session, ReplyWriter& out) {
+  if (args.empty()) return;
+  stats_.commandsProcessed++;
+  lower_.assign(args[0]);
+  std::transform(lower_.begin(), lower_.end(), lower_.begin(), [](char c) { return tolower(c); });
+  auto it = table_.find(lower_);
+  if (it == table_.end()) {
+    std::string message = "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
+                          "', with args beginning with: ";
+    for (size_t i = 1; i < args.size() && message.size() < 256; ++i) {
+      message += "'" + std::string(args[i].substr(0, 128)) + "' ";
+    }
+    out.error(message);
+    return;
+  }
+  auto& spec = it->second;
+  int n = static_cast<int>(args.size());
+  if ((spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity)) {
+    out.error("ERR wrong number of arguments for '" + lower_ + "' command");
+    return;
+  }
+  (this->*spec.handler)(args, session, out);
+}
+
+void Commands::ping(const Args& args, Session&, ReplyWriter& out) {
+  if (args.size() > 2) return out.error("ERR wrong number of arguments for 'ping' command");
+  if (args.size() == 2) return out.bulk(args[1]);
+  out.simple("PONG");
+}
+
+void Commands::echo(const Args& args, Session&, ReplyWriter& out) { out.bulk(args[1]); }
+
+void Commands::hello(const Args& args, Session& session, ReplyWriter& out) {
+  size_t i = 1;
+  if (args.size() > 1) {
+    int64_t version = 0;
+    auto v = args[1];
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+    if (ec != std::errc() || end != v.data() + v.size()) {
+      return out.error("ERR Protocol version is not an integer or out of range");
+    }
+    if (version != 2) return out.error("NOPROTO sorry, this protocol version is not supported");
+    i = 2;
+  }
+  for (; i < args.size(); ++i) {
+    if (equalsIgnoreCase(args[i], "setname") && i + 1 < args.size()) {
+      session.name = std::string(args[++i]);
+    } else if (equalsIgnoreCase(args[i], "auth") && i + 2 < args.size()) {
+      i += 2;  // no authentication configured: any credentials are accepted, as Redis without ACLs
+    } else {
+      return out.error("ERR Syntax error in HELLO option '" + std::string(args[i]) + "'");
+    }
+  }
+  out.arrayHeader(14);
+  out.bulk("server"); out.bulk("redis");
+  out.bulk("version"); out.bulk("7.0.15");
+  out.bulk("proto"); out.integer(2);
+  out.bulk("id"); out.integer(session.id);
+  out.bulk("mode"); out.bulk("standalone");
+  out.bulk("role"); out.bulk("master");
+  out.bulk("modules"); out.arrayHeader(0);
+}
+
+void Commands::quit(const Args&, Session& session, ReplyWriter& out) {
+  session.closeAfterReply = true;
+  out.ok();
+}
+
+void Commands::select(const Args& args, Session&, ReplyWriter& out) {
+  if (args[1] == "0") return out.ok();
+  int64_t db = 0;
+  auto [end, ec] = std::from_chars(args[1].data(), args[1].data() + args[1].size(), db);
+  if (ec != std::errc() || end != args[1].data() + args[1].size()) {
+    return out.error("ERR value is not an integer or out of range");
+  }
+  out.error("ERR DB index is out of range");
+}
+
+void Commands::client(const Args& args, Session& session, ReplyWriter& out) {
+  auto sub = args[1];
+  if (equalsIgnoreCase(sub, "setname") && args.size() == 3) {
+    for (char c : args[2]) {
+      if (c < '!' || c > '~') {
+        return out.error("ERR Client names cannot contain spaces, newlines or special characters.");
+      }
+    }
+    session.name = std::string(args[2]);
+    return out.ok();
+  }
+  if (equalsIgnoreCase(sub, "getname") && args.size() == 2) {
+    return session.name.empty() ? out.null() : out.bulk(session.name);
+  }
+  if (equalsIgnoreCase(sub, "id") && args.size() == 2) return out.integer(session.id);
+  if (equalsIgnoreCase(sub, "setinfo")) return out.ok();
+  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) + "'. Try CLIENT HELP.");
+}
+
+void Commands::command(const Args& args, Session&, ReplyWriter& out) {
+  if (args.size() >= 2 && equalsIgnoreCase(args[1], "count")) return out.integer(int64_t(table_.size()));
+  // COMMAND and COMMAND DOCS: an empty list is enough for redis-cli and client libraries.
+  out.arrayHeader(0);
+}
+
+void Commands::config(const Args& args, Session&, ReplyWriter& out) {
+  auto sub = args[1];
+  if (equalsIgnoreCase(sub, "get") && args.size() >= 3) {
+    static const std::pair<const char*, const char*> PARAMS[] = {
+        {"save", ""}, {"appendonly", "no"}, {"maxmemory", "0"}, {"databases", "1"},
+        {"maxmemory-policy", "noeviction"}, {"port", ""}};
+    std::vector<std::pair<std::string, std::string>> found;
+    for (size_t i = 2; i < args.size(); ++i) {
+      for (auto& [name, value] : PARAMS) {
+        if (!globMatch(args[i], name, true)) continue;
+        std::string v = value;
+        if (std::string_view(name) == "port") v = address_.substr(address_.rfind(':') + 1);
+        if (std::none_of(found.begin(), found.end(), [&](auto& f) { return f.first == name; })) {
+          found.emplace_back(name, v);
+        }
+      }
+    }
+    out.arrayHeader(found.size() * 2);
+    for (auto& [k, v] : found) {
+      out.bulk(k);
+      out.bulk(v);
+    }
+    return;
+  }
+  if (equalsIgnoreCase(sub, "resetstat") && args.size() == 2) return out.ok();
+  if (equalsIgnoreCase(sub, "set")) return out.error("ERR CONFIG SET is not supported by Shoal; use shoald's config file");
+  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) + "'. Try CONFIG HELP.");
+}
+
+void Commands::info(const Args& args, Session&, ReplyWriter& out) {
+  auto& map = records();
+  auto now = clock_.nowMs();
+  std::string section = args.size() > 1 ? std::string(args[1]) : "default";
+  std::transform(section.begin(), section.end(), section.begin(), [](char c) { return tolower(c); });
+  bool all = section == "default" || section == "all" || section == "everything";
+  std::string text;
+  if (all || section == "server") {
+    text += "# Server\r\nredis_version:7.0.15\r\nshoal_version:" SHOAL_VERSION "\r\nredis_mode:standalone\r\n"
+            "tcp_port:" + address_.substr(address_.rfind(':') + 1) +
+            "\r\nuptime_in_seconds:" + std::to_string((now - stats_.startedAtMs) / 1000) + "\r\n\r\n";
+  }
+  if (all || section == "clients") {
+    text += "# Clients\r\nconnected_clients:" + std::to_string(stats_.connectedClients) + "\r\n\r\n";
+  }
+  if (all || section == "memory") {
+    text += "# Memory\r\nused_memory:" + std::to_string(map.bytes()) + "\r\n\r\n";
+  }
+  if (all || section == "stats") {
+    text += "# Stats\r\ntotal_connections_received:" + std::to_string(stats_.connectionsReceived) +
+            "\r\ntotal_commands_processed:" + std::to_string(stats_.commandsProcessed) + "\r\n\r\n";
+  }
+  if (all || section == "keyspace") {
+    text += "# Keyspace\r\n";
+    if (map.size() > 0) text += "db0:keys=" + std::to_string(map.size()) + ",expires=0,avg_ttl=0\r\n";
+  }
+  out.bulk(text);
+}
+
+void Commands::dbsize(const Args&, Session&, ReplyWriter& out) { out.integer(int64_t(records().size())); }
+
+void Commands::flushdb(const Args& args, Session&, ReplyWriter& out) {
+  if (args.size() > 2 || (args.size() == 2 && !equalsIgnoreCase(args[1], "async") && !equalsIgnoreCase(args[1], "sync"))) {
+    return out.error("ERR syntax error");
+  }
+  records().clear();
+  out.ok();
+}
+
+void Commands::time(const Args&, Session&, ReplyWriter& out) {
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  out.arrayHeader(2);
+  out.bulk(std::to_string(micros / 1000000));
+  out.bulk(std::to_string(micros % 1000000));
+}
+
+bool globMatch(std::string_view p, std::string_view s, bool nocase) {
+  auto lower = [nocase](char c) { return nocase ? char(tolower(c)) : c; };
+  size_t pi = 0, si = 0;
+  while (pi < p.size()) {
+    switch (p[pi]) {
+      case '*': {
+        while (pi + 1 < p.size() && p[pi + 1] == '*') ++pi;
+        if (pi + 1 == p.size()) return true;
+        for (size_t k = si; k <= s.size(); ++k) {
+          if (globMatch(p.substr(pi + 1), s.substr(k), nocase)) return true;
+        }
+        return false;
+      }
+      case '?':
+        if (si >= s.size()) return false;
+        ++si;
+        break;
+      case '[': {
+        if (si >= s.size()) return false;
+        ++pi;
+        bool negate = pi < p.size() && p[pi] == '^';
+        if (negate) ++pi;
+        bool match = false;
+        while (pi < p.size() && p[pi] != ']') {
+          if (p[pi] == '\\' && pi + 1 < p.size()) {
+            ++pi;
+            match |= lower(p[pi]) == lower(s[si]);
+          } else if (pi + 2 < p.size() && p[pi + 1] == '-' && p[pi + 2] != ']') {
+            char a = lower(p[pi]), b = lower(p[pi + 2]), c = lower(s[si]);
+            if (a > b) std::swap(a, b);
+            match |= c >= a && c <= b;
+            pi += 2;
+          } else {
+            match |= lower(p[pi]) == lower(s[si]);
+          }
+          ++pi;
+        }
+        if (negate) match = !match;
+        if (!match) return false;
+        ++si;
+        break;
+      }
+      case '\\':
+        if (pi + 1 < p.size()) ++pi;
+        [[fallthrough]];
+      default:
+        if (si >= s.size() || lower(p[pi]) != lower(s[si])) return false;
+        ++si;
+        break;
+    }
+    ++pi;
+  }
+  return si == s.size();
+}
+
+}  // namespace shoal::node::resp

@@ -1,0 +1,360 @@
+// shoalctl, the command-line client, run as a process against a real shoald: every command in
+// human and --json form, exit codes, durations, paging, watch, and usage errors.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "shoald_process.h"
+
+#ifndef SHOALCTL_BINARY
+#error "SHOALCTL_BINARY must be defined by the build"
+#endif
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using shoal::test::CommandResult;
+using shoal::test::runCommand;
+using shoal::test::ShoaldProcess;
+
+namespace {
+
+// Runs shoalctl with `args` as given (no --servers added).
+CommandResult shoalctl(std::vector<std::string> args, int timeoutMs = 20000) {
+  args.insert(args.begin(), SHOALCTL_BINARY);
+  auto r = runCommand(args, timeoutMs);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  return r;
+}
+
+// Runs shoalctl against `member`.
+CommandResult ctl(const ShoaldProcess& member, std::vector<std::string> args, int timeoutMs = 20000) {
+  args.insert(args.begin(), {"--servers", member.address()});
+  return shoalctl(std::move(args), timeoutMs);
+}
+
+json parsed(const CommandResult& r) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE_NOTHROW(json::parse(r.out));
+  return json::parse(r.out);
+}
+
+std::vector<std::string> linesOf(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A file under /tmp holding `content`, removed when destroyed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char name[] = "/tmp/shoalctl-test-XXXXXX";
+    int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    path_ = name;
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A loopback port nothing listens on: bound by the kernel's choice, then released.
+std::string deadAddress() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
+}  // namespace
+
+TEST_CASE("shoalctl: ping reports the member", "[shoalctl][integration]") {
+  ShoaldProcess member({}, "ping-member");
+  auto human = ctl(member, {"ping"});
+  CHECK(human.exitCode == 0);
+  CHECK_THAT(human.out, Catch::StartsWith("pong from ping-member at ") && Catch::Contains("active"));
+
+  auto doc = parsed(ctl(member, {"--json", "ping"}));
+  CHECK(doc["name"] == "ping-member");
+  CHECK(doc["state"] == "active");
+  CHECK(doc["latencyMs"].get<double>() >= 0);
+  CHECK(doc["uptimeMs"].get<int64_t>() >= 0);
+}
+
+TEST_CASE("shoalctl: put, get and remove in human form", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  auto first = ctl(member, {"put", "users", "alice", "admin"});
+  CHECK(first.exitCode == 0);
+  CHECK(first.out.empty());  // no previous value
+  auto second = ctl(member, {"put", "users", "alice", "owner"});
+  CHECK(second.exitCode == 0);
+  CHECK(second.out == "admin\n");
+  auto got = ctl(member, {"get", "users", "alice"});
+  CHECK(got.exitCode == 0);
+  CHECK(got.out == "owner\n");
+  auto removed = ctl(member, {"remove", "users", "alice"});
+  CHECK(removed.exitCode == 0);
+  CHECK(removed.out == "owner\n");
+
+  auto absent = ctl(member, {"get", "users", "alice"});
+  CHECK(absent.exitCode == 1);
+  CHECK(absent.out.empty());
+  CHECK_THAT(absent.err, Catch::Contains("alice"));
+  CHECK(ctl(member, {"remove", "users", "alice"}).exitCode == 1);
+}
+
+TEST_CASE("shoalctl: put, get and remove in JSON form", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  auto first = parsed(ctl(member, {"--json", "put", "users", "bob", "v1"}));
+  CHECK(first == json{{"map", "users"}, {"key", "bob"}, {"previous", nullptr}});
+  // --json may also follow the command.
+  auto second = parsed(ctl(member, {"put", "users", "bob", "v2", "--json"}));
+  CHECK(second["previous"] == "v1");
+  auto got = parsed(ctl(member, {"--json", "get", "users", "bob"}));
+  CHECK(got == json{{"map", "users"}, {"key", "bob"}, {"found", true}, {"value", "v2"}});
+  auto removed = parsed(ctl(member, {"--json", "remove", "users", "bob"}));
+  CHECK(removed["found"] == true);
+  CHECK(removed["value"] == "v2");
+
+  auto absent = ctl(member, {"--json", "get", "users", "bob"});
+  CHECK(absent.exitCode == 1);
+  CHECK(parsed(absent) == json{{"map", "users"}, {"key", "bob"}, {"found", false}, {"value", nullptr}});
+  auto removeAbsent = ctl(member, {"--json", "remove", "users", "bob"});
+  CHECK(removeAbsent.exitCode == 1);
+  CHECK(parsed(removeAbsent)["found"] == false);
+}
+
+TEST_CASE("shoalctl: bytes that are not UTF-8 are base64 in JSON, raw in text", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  std::string binary = "\xff\xfe\x01";
+  std::string unicode = "h\xc3\xa9llo \xe2\x82\xac";  // "héllo €"
+  REQUIRE(ctl(member, {"put", "bytes", "bin", binary}).exitCode == 0);
+  REQUIRE(ctl(member, {"put", "bytes", unicode, unicode}).exitCode == 0);
+
+  CHECK(ctl(member, {"get", "bytes", "bin"}).out == binary + "\n");
+  auto doc = parsed(ctl(member, {"--json", "get", "bytes", "bin"}));
+  CHECK(doc["value"] == json{{"base64", "//4B"}});
+  auto text = parsed(ctl(member, {"--json", "get", "bytes", unicode}));
+  CHECK(text["key"] == unicode);
+  CHECK(text["value"] == unicode);
+  auto watched = parsed(ctl(member, {"--json", "put", "bytes", binary, "x"}));
+  CHECK(watched["key"] == json{{"base64", "//4B"}});
+}
+
+TEST_CASE("shoalctl: put --ttl makes the entry expire", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  REQUIRE(ctl(member, {"put", "sessions", "short", "s", "--ttl", "700ms"}).exitCode == 0);
+  REQUIRE(ctl(member, {"put", "sessions", "long", "l", "--ttl", "1d"}).exitCode == 0);
+  CHECK(ctl(member, {"get", "sessions", "short"}).out == "s\n");
+  std::this_thread::sleep_for(1500ms);
+  CHECK(ctl(member, {"get", "sessions", "short"}).exitCode == 1);
+  CHECK(ctl(member, {"get", "sessions", "long"}).out == "l\n");
+}
+
+TEST_CASE("shoalctl: size, clear and maps", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  CHECK(ctl(member, {"maps"}).out == "(no maps)\n");
+  for (auto key : {"a", "b", "c"}) REQUIRE(ctl(member, {"put", "inventory", key, "1"}).exitCode == 0);
+  REQUIRE(ctl(member, {"put", "other", "x", "1"}).exitCode == 0);
+
+  CHECK(ctl(member, {"size", "inventory"}).out == "3\n");
+  CHECK(parsed(ctl(member, {"--json", "size", "inventory"})) == json{{"map", "inventory"}, {"size", 3}});
+
+  auto table = linesOf(ctl(member, {"maps"}).out);
+  REQUIRE(table.size() == 3);
+  CHECK_THAT(table[0], Catch::StartsWith("NAME") && Catch::Contains("ENTRIES"));
+  CHECK_THAT(table[1], Catch::StartsWith("inventory") && Catch::Contains(" 3 "));
+  CHECK_THAT(table[2], Catch::StartsWith("other"));
+  auto maps = parsed(ctl(member, {"--json", "maps"}))["maps"];
+  REQUIRE(maps.size() == 2);
+  CHECK(maps[0]["name"] == "inventory");
+  CHECK(maps[0]["entries"] == 3);
+  CHECK(maps[0]["bytes"].get<uint64_t>() > 0);
+
+  auto cleared = ctl(member, {"clear", "inventory"});
+  CHECK(cleared.exitCode == 0);
+  CHECK_THAT(cleared.out, Catch::Contains("removed 3 entries"));
+  CHECK(ctl(member, {"size", "inventory"}).out == "0\n");
+  CHECK(parsed(ctl(member, {"--json", "clear", "other"})) == json{{"map", "other"}, {"removed", 1}});
+}
+
+TEST_CASE("shoalctl: keys pages through the map and stops at --limit", "[shoalctl][integration]") {
+  TempFile config("[limits]\nmax-scan-limit = 4\n");  // 23 keys take several pages
+  ShoaldProcess member({"--config", config.path()});
+  std::set<std::string> expected;
+  for (int i = 0; i < 23; ++i) {
+    auto key = "k" + std::to_string(i);
+    expected.insert(key);
+    REQUIRE(ctl(member, {"put", "paged", key, "v"}).exitCode == 0);
+  }
+  auto all = linesOf(ctl(member, {"keys", "paged"}).out);
+  CHECK(std::set<std::string>(all.begin(), all.end()) == expected);
+  CHECK(all.size() == 23);
+
+  auto limited = ctl(member, {"keys", "paged", "--limit", "10"});
+  CHECK(limited.exitCode == 0);
+  CHECK(linesOf(limited.out).size() == 10);
+
+  auto doc = parsed(ctl(member, {"--json", "keys", "paged", "--limit", "6"}));
+  CHECK(doc["keys"].size() == 6);
+  CHECK(doc["count"] == 6);
+  CHECK(doc["complete"] == false);
+  auto whole = parsed(ctl(member, {"--json", "keys", "paged"}));
+  CHECK(whole["count"] == 23);
+  CHECK(whole["complete"] == true);
+}
+
+TEST_CASE("shoalctl: watch --count prints events of a concurrent put", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  bool json = GENERATE(false, true);
+  std::vector<std::string> args = {"--servers", member.address(), "watch", "events", "--count", "3"};
+  if (json) args.push_back("--json");
+  CommandResult watched;
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    watched = shoalctl(args, 30000);
+    done = true;
+  });
+  // Events before watch registered its listener are not seen; keep writing until it has 3.
+  int i = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + 25s; !done && std::chrono::steady_clock::now() < deadline;) {
+    ctl(member, {"put", "events", "k" + std::to_string(i++), "v"});
+    std::this_thread::sleep_for(50ms);
+  }
+  watcher.join();
+  INFO("watch stdout: " << watched.out << "\nstderr: " << watched.err);
+  CHECK(watched.exitCode == 0);
+  auto lines = linesOf(watched.out);
+  REQUIRE(lines.size() == 3);
+  for (auto& line : lines) {
+    if (json) {
+      auto event = json::parse(line);
+      CHECK(event["type"] == "added");
+      CHECK(event["map"] == "events");
+      CHECK(event["value"] == "v");
+      CHECK(event["version"] == 1);
+    } else {
+      CHECK_THAT(line, Catch::Matches("added k[0-9]+: v"));
+    }
+  }
+}
+
+TEST_CASE("shoalctl: watch exits cleanly on SIGTERM and SIGINT", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  std::string signal = GENERATE("TERM", "INT");
+  TempFile out("");
+  std::string ctlCmd = std::string(SHOALCTL_BINARY) + " --servers " + member.address();
+  // The signal is sent only once watch printed an event, i.e. after it is listening.
+  std::string script = ctlCmd + " watch sig > " + out.path() + " & pid=$!; i=0; until [ -s " + out.path() +
+                       " ]; do i=$((i+1)); " + ctlCmd + " put sig k$i v > /dev/null; sleep 0.1; done; kill -" +
+                       signal + " $pid; wait $pid; echo rc=$?";
+  auto r = runCommand({"/bin/sh", "-c", script}, 30000);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exitCode == 0);
+  CHECK(r.out == "rc=0\n");
+}
+
+TEST_CASE("shoalctl: cluster prints members, partitions and table epoch", "[shoalctl][integration]") {
+  TempFile config("partition-count = 31\n");
+  ShoaldProcess member({"--config", config.path()}, "cluster-member");
+  auto human = ctl(member, {"cluster"});
+  CHECK(human.exitCode == 0);
+  auto lines = linesOf(human.out);
+  REQUIRE(lines.size() >= 3);
+  CHECK_THAT(lines[0], Catch::Contains("NAME") && Catch::Contains("ADDRESS") && Catch::Contains("UPTIME"));
+  CHECK_THAT(lines[1], Catch::StartsWith("cluster-member") && Catch::Contains(member.address()) &&
+                           Catch::Contains(" 31 "));
+  CHECK_THAT(human.out, Catch::Contains("31 partitions, partition table epoch"));
+
+  auto doc = parsed(ctl(member, {"--json", "cluster"}));
+  CHECK(doc["partitionCount"] == 31);
+  CHECK(doc["tableEpoch"].get<uint64_t>() >= 1);
+  REQUIRE(doc["members"].size() == 1);
+  CHECK(doc["members"][0]["name"] == "cluster-member");
+  CHECK(doc["members"][0]["address"] == member.address());
+  CHECK(doc["members"][0]["partitions"] == 31);
+}
+
+TEST_CASE("shoalctl: nothing listening exits 3 quickly with advice", "[shoalctl][integration]") {
+  auto dead = deadAddress();
+  std::vector<std::string> command = GENERATE(std::vector<std::string>{"ping"},
+                                              std::vector<std::string>{"get", "m", "k"},
+                                              std::vector<std::string>{"--json", "maps"});
+  std::vector<std::string> args = {"--servers", dead, "--timeout", "300ms"};
+  args.insert(args.end(), command.begin(), command.end());
+  auto start = std::chrono::steady_clock::now();
+  auto r = shoalctl(args);
+  CHECK(r.exitCode == 3);
+  CHECK(std::chrono::steady_clock::now() - start < 3s);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Catch::Contains(dead) && Catch::Contains("--servers"));
+}
+
+TEST_CASE("shoalctl: SHOAL_SERVERS is the default for --servers", "[shoalctl][integration]") {
+  ShoaldProcess member;
+  setenv("SHOAL_SERVERS", member.address().c_str(), 1);
+  auto fromEnv = shoalctl({"put", "env", "k", "v"});
+  setenv("SHOAL_SERVERS", deadAddress().c_str(), 1);
+  auto flagWins = shoalctl({"--servers", member.address(), "get", "env", "k"});
+  auto envDead = shoalctl({"--timeout", "200ms", "get", "env", "k"});
+  unsetenv("SHOAL_SERVERS");
+  CHECK(fromEnv.exitCode == 0);
+  CHECK(flagWins.out == "v\n");
+  CHECK(envDead.exitCode == 3);
+}
+
+TEST_CASE("shoalctl: other server errors exit 4", "[shoalctl][integration]") {
+  TempFile config("[limits]\nmax-value-bytes = 16\n");
+  ShoaldProcess member({"--config", config.path()});
+  auto r = ctl(member, {"put", "small", "k", std::string(100, 'x')});
+  CHECK(r.exitCode == 4);
+  CHECK_THAT(r.err, Catch::Contains("too large") && Catch::Contains("smaller"));
+}
+
+TEST_CASE("shoalctl: usage errors exit 2 and say what to do", "[shoalctl][integration]") {
+  auto args = GENERATE(std::vector<std::string>{}, std::vector<std::string>{"frobnicate"},
+                       std::vector<std::string>{"get", "m"}, std::vector<std::string>{"put", "m", "k"},
+                       std::vector<std::string>{"put", "m", "k", "v", "--ttl", "5x"},
+                       std::vector<std::string>{"put", "m", "k", "v", "--ttl", "-5s"},
+                       std::vector<std::string>{"--timeout", "soon", "ping"},
+                       std::vector<std::string>{"--timeout", "0s", "ping"},
+                       std::vector<std::string>{"keys", "m", "--limit", "0"},
+                       std::vector<std::string>{"watch", "m", "--count", "x"},
+                       std::vector<std::string>{"--servers", "nohost", "ping"},
+                       std::vector<std::string>{"get", "", "k"}, std::vector<std::string>{"ping", "extra"});
+  auto r = shoalctl(args, 10000);
+  CHECK(r.exitCode == 2);
+  CHECK(r.out.empty());
+  CHECK_FALSE(r.err.empty());
+  CHECK_THAT(r.err, Catch::Contains("--help"));
+}
+
+TEST_CASE("shoalctl: --help documents commands, exit codes and JSON encoding", "[shoalctl][integration]") {
+  auto r = shoalctl({"--help"});
+  CHECK(r.exitCode == 0);
+  for (auto word : {"watch", "cluster", "SHOAL_SERVERS", "Exit codes", "base64", "500ms"}) {
+    CHECK_THAT(r.out, Catch::Contains(word));
+  }
+}
