@@ -41,7 +41,9 @@ std::unique_ptr<Client> Client::connect(const ClientOptions& options) {
   auto transport = std::make_shared<client::Transport>(options);
   std::unique_ptr<Client> client(new Client(transport));
   try {
-    client->ping();
+    client->transport_->call(
+        [](wire::Member::Client& member) { return member.pingRequest().send().ignoreResult(); },
+        options.connectTimeout);
   } catch (const Error& e) {
     throw Error(ErrorCode::UNAVAILABLE, "no member reachable at " + joined(options.servers) + ": " + e.what());
   }
@@ -64,7 +66,7 @@ MemberInfo Client::ping() {
         return member.pingRequest().send().then(
             [&info](capnp::Response<wire::Member::PingResults>&& r) { info = memberOf(r.getMember()); });
       },
-      transport_->options().connectTimeout + transport_->options().requestTimeout);
+      transport_->options().requestTimeout);
   return info;
 }
 

@@ -364,8 +364,13 @@ void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
 
 void Transport::onConnectFailed(Link& link, const kj::Exception& e) {
   link.state = Link::State::IDLE;
-  link.lastError = std::string("cannot connect: ") + e.getDescription().cStr();
+  link.lastError = std::string("cannot connect to ") + link.address + ": " + e.getDescription().cStr();
   link.breaker.recordFailure(Clock::now());
+  // Waiting calls learn the cause now; they retry within their own deadline.
+  for (auto& waiter : link.readyWaiters) {
+    waiter->reject(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(link.lastError.c_str())));
+  }
+  link.readyWaiters.clear();
   // With several servers, move on to the next one; queued operations follow.
   if (io_->links.size() > 1) {
     auto& next = *io_->links[(io_->active + 1) % io_->links.size()];
@@ -614,6 +619,7 @@ kj::Promise<void> Transport::callWithRetry(std::function<kj::Promise<void>(wire:
             },
             [this, fn, deadline, &link, generation](kj::Exception&& e) -> kj::Promise<void> {
               if (e.getType() != kj::Exception::Type::DISCONNECTED || Clock::now() >= deadline) return kj::mv(e);
+              link.lastError = e.getDescription().cStr();
               if (link.generation == generation || link.state == Link::State::READY) {
                 disconnect(link, e.getDescription().cStr());
               }
@@ -639,7 +645,14 @@ void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
       return callWithRetry(fn, deadline)
           .exclusiveJoin(io_->context.provider->getTimer()
                              .afterDelay(timeout.count() * kj::MILLISECONDS)
-                             .then([&failure, timeout, &address]() {
+                             .then([this, &failure, timeout, &address]() {
+                               auto& link = activeLink();
+                               if (link.state != Link::State::READY && !link.lastError.empty()) {
+                                 failure = std::make_exception_ptr(Error(
+                                     ErrorCode::UNAVAILABLE, link.lastError + " (gave up after " +
+                                                                 std::to_string(timeout.count()) + " ms)"));
+                                 return;
+                               }
                                failure = std::make_exception_ptr(
                                    Error(ErrorCode::TIMEOUT, "no reply from " + address + " within " +
                                                                  std::to_string(timeout.count()) + " ms"));
@@ -674,6 +687,18 @@ void Transport::registerListener(Link& link, Listener& listener) {
 
 ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool includeValues) {
   ListenerId id = 0;
+  try {
+    addListenerCall(map, fn, includeValues, &id);
+  } catch (...) {
+    // Not registered: forget it, so it is not registered again on reconnect.
+    if (id != 0) removeListener(id);
+    throw;
+  }
+  return id;
+}
+
+void Transport::addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues, ListenerId* idOut) {
+  auto& id = *idOut;
   call(
       [&](wire::Member::Client& member) -> kj::Promise<void> {
         if (id == 0) {
@@ -690,7 +715,6 @@ ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool
         });
       },
       options_.requestTimeout);
-  return id;
 }
 
 void Transport::removeListener(ListenerId id) {

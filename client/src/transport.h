@@ -79,6 +79,7 @@ class Transport {
   kj::Promise<void> tickLoop();
   kj::Promise<wire::Member::Client> whenReady(Link& link);
   void registerListener(Link& link, Listener& listener);
+  void addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues, ListenerId* id);
   std::chrono::milliseconds backoff(uint32_t attempt);
   kj::Promise<void> callWithRetry(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
                                   Clock::time_point deadline);

@@ -49,20 +49,21 @@ class ScopedEnv {
 };
 
 // Runs shoald with `args`; it must refuse to start with exit code 2 and name `option` on stderr.
-void expectRejected(const std::vector<std::string>& args, const std::string& option) {
+// A shoald that wrongly starts is killed after `timeoutMs` (exit code -1).
+void expectRejected(const std::vector<std::string>& args, const std::string& option, int timeoutMs = 10000) {
   std::vector<std::string> argv = {ShoaldProcess::binary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = runCommand(argv, 10000);
+  auto r = runCommand(argv, timeoutMs);
   INFO("stderr: " << r.err);
   CHECK(r.exitCode == 2);
   CHECK_THAT(r.err, Catch::Contains(option));
   CHECK(r.out.find("ready on") == std::string::npos);
 }
 
-void expectConfigRejected(const std::string& toml, const std::string& option) {
+void expectConfigRejected(const std::string& toml, const std::string& option, int timeoutMs = 10000) {
   TempConfig config(toml);
   INFO("config:\n" << toml);
-  expectRejected({"--config", config.path(), "--listen", "127.0.0.1:0"}, option);
+  expectRejected({"--config", config.path(), "--listen", "127.0.0.1:0"}, option, timeoutMs);
 }
 
 }  // namespace
@@ -94,6 +95,14 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("[limits]\nmax-batch-ops = 0\n", "limits.max-batch-ops");
   expectConfigRejected("[limits]\nmax-key-bytes = -1\n", "limits.max-key-bytes");
   expectConfigRejected("name = \"unterminated\n", "line 1");  // TOML syntax error: file and line
+}
+
+TEST_CASE("shoald config: integers beyond their field's range are rejected, not wrapped",
+          "[integration]") {
+  // 4294967297 = 2^32 + 1: cast to a 32-bit field it would silently become 1.
+  expectConfigRejected("partition-count = 4294967297\n", "partition-count", 3000);
+  expectConfigRejected("[limits]\nmax-key-bytes = 4294967297\n", "limits.max-key-bytes", 3000);
+  expectConfigRejected("[limits]\nmax-value-bytes = 4294967297\n", "limits.max-value-bytes", 3000);
 }
 
 TEST_CASE("shoald config: environment variables are honoured, flags override them",
@@ -182,7 +191,7 @@ default-ttl = 0
   CHECK(ttlOf("anything-else") == std::make_pair<int64_t, int64_t>(3'600'000, 0));
   // A write's own TTL wins over the map's default.
   auto sessions = client->rawMap("sessions");
-  sessions.set("explicit", "v", shoal::WriteOptions{.ttl = 10min});
+  sessions.set("explicit", "v", shoal::WriteOptions{.ttl = 10min, .maxIdle = {}});
   CHECK(sessions.getEntry("explicit")->ttlMs == 600'000);
 
   try {

@@ -1,0 +1,128 @@
+// Write-behind dead letters (list, replay, discard) and the per-partition view of pending writes
+// used when a partition's queue moves to another member.
+#include <rocksdb/iterator.h>
+
+#include "key_codec.h"
+#include "write_behind_state.h"
+
+namespace shoal::persistence {
+
+StoreResult<std::vector<DeadLetter>> WriteBehindQueue::listDeadLetters(uint32_t limit) const {
+  State& s = *state_;
+  auto db = s.log.access();
+  if (!db) return db.error();
+  std::vector<DeadLetter> out;
+  std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions(), db->queue));
+  for (it->Seek(s.deadPrefix); it->Valid() && it->key().starts_with(s.deadPrefix) && out.size() < limit;
+       it->Next()) {
+    auto key = codec::decodeStoreKey(it->key().ToStringView().substr(s.deadPrefix.size()));
+    auto record = wblog::decodeRecord(it->value().ToStringView());
+    if (!key || !record) {
+      return StoreError{StoreErrorCode::CORRUPTION, "undecodable dead letter in queue '" + s.options.name + "'"};
+    }
+    DeadLetter letter{std::string(key->map), key->partition, std::string(key->key), std::nullopt,
+                      record->meta, record->attempts, record->lastError, record->deadAtMs};
+    if (!record->erase) letter.value = std::move(record->value);
+    out.push_back(std::move(letter));
+  }
+  if (!it->status().ok()) return s.log.failure(it->status(), "list dead letters");
+  return out;
+}
+
+StoreResult<uint64_t> WriteBehindQueue::replayDeadLetters() {
+  State& s = *state_;
+  std::lock_guard flushing(s.flushMutex);
+  std::lock_guard lock(s.mutex);
+  if (auto refused = s.log.admitWrite(4096 + s.deadKeys.size() * 128)) return *refused;
+  auto db = s.log.access();
+  if (!db) return db.error();
+  const int64_t now = s.clock();
+  rocksdb::WriteBatch batch;
+  std::vector<std::pair<std::string, PendingEntry>> requeued;
+  std::vector<std::string> superseded;
+  std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions(), db->queue));
+  for (it->Seek(s.deadPrefix); it->Valid() && it->key().starts_with(s.deadPrefix); it->Next()) {
+    std::string entryKey = it->key().ToString().substr(s.deadPrefix.size());
+    batch.Delete(db->queue, it->key());
+    if (s.entries.contains(entryKey)) {  // a newer write is pending: the dead one is obsolete
+      superseded.push_back(entryKey);
+      continue;
+    }
+    auto key = codec::decodeStoreKey(entryKey);
+    auto record = wblog::decodeRecord(it->value().ToStringView());
+    if (!key || !record) {
+      return StoreError{StoreErrorCode::CORRUPTION, "undecodable dead letter in queue '" + s.options.name + "'"};
+    }
+    // Due now, and still due after a restart: its delay counts as already served.
+    PendingEntry entry{++s.lastSeq, key->partition, std::string(key->map), std::string(key->key),
+                       std::nullopt, record->meta, now - s.options.delayMs, now, 0};
+    if (!record->erase) entry.value = std::move(record->value);
+    batch.Put(db->queue, s.pendingPrefix + entryKey, wblog::encodeRecord(s.recordOf(entry)));
+    requeued.emplace_back(std::move(entryKey), std::move(entry));
+  }
+  if (!it->status().ok()) return s.log.failure(it->status(), "replay dead letters");
+  it.reset();
+  if (batch.Count() == 0) return uint64_t{0};
+  auto moved = s.log.apply(*db, s.log.syncedWrite, batch, "replay dead letters");
+  if (!moved) return moved.error();
+  for (const std::string& entryKey : superseded) s.deadKeys.erase(entryKey);
+  for (auto& [entryKey, entry] : requeued) {
+    s.deadKeys.erase(entryKey);
+    s.insert(entryKey, std::move(entry));
+  }
+  return uint64_t{requeued.size()};
+}
+
+StoreResult<bool> WriteBehindQueue::discardDeadLetter(std::string_view map, uint32_t partition,
+                                                      std::string_view key) {
+  State& s = *state_;
+  if (auto invalid = s.log.checkTarget(map, partition)) return *invalid;
+  std::string entryKey = codec::storeKey(partition, map, key);
+  if (auto refused = s.log.admitWrite(entryKey.size(), true)) return *refused;
+  std::lock_guard lock(s.mutex);
+  if (!s.deadKeys.contains(entryKey)) return false;
+  auto db = s.log.access();
+  if (!db) return db.error();
+  rocksdb::WriteBatch batch;
+  batch.Delete(db->queue, s.deadPrefix + entryKey);
+  auto deleted = s.log.apply(*db, s.log.syncedWrite, batch, "discard dead letter");
+  if (!deleted) return deleted.error();
+  s.deadKeys.erase(entryKey);
+  return true;
+}
+
+StoreResult<std::vector<PendingWrite>> WriteBehindQueue::pendingWrites(uint32_t partition) const {
+  State& s = *state_;
+  if (auto invalid = s.log.checkTarget("-", partition)) return *invalid;
+  std::lock_guard lock(s.mutex);
+  std::vector<PendingWrite> out;
+  for (const auto& [due, entryKey] : s.byDue) {  // oldest first: the order to re-enqueue them in
+    const PendingEntry& e = s.entries.at(entryKey);
+    if (e.partition == partition) out.push_back({e.map, e.partition, e.key, e.value, e.meta});
+  }
+  return out;
+}
+
+StoreResult<uint64_t> WriteBehindQueue::discardPartition(uint32_t partition) {
+  State& s = *state_;
+  if (auto invalid = s.log.checkTarget("-", partition)) return *invalid;
+  if (auto refused = s.log.admitWrite(4096, true)) return *refused;
+  std::lock_guard flushing(s.flushMutex);
+  std::lock_guard lock(s.mutex);
+  auto db = s.log.access();
+  if (!db) return db.error();
+  std::vector<std::string> keys;
+  rocksdb::WriteBatch batch;
+  for (const auto& [entryKey, entry] : s.entries) {
+    if (entry.partition != partition) continue;
+    keys.push_back(entryKey);
+    batch.Delete(db->queue, s.pendingPrefix + entryKey);
+  }
+  if (keys.empty()) return uint64_t{0};
+  auto deleted = s.log.apply(*db, s.log.syncedWrite, batch, "discard partition from write-behind queue");
+  if (!deleted) return deleted.error();
+  for (const std::string& entryKey : keys) s.remove(entryKey);
+  return uint64_t{keys.size()};
+}
+
+}  // namespace shoal::persistence
