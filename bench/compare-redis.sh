@@ -4,7 +4,9 @@
 #   1. Throughput: redis-benchmark (50 clients, no pipelining, 100-byte values, -r keyspace) vs.
 #      shoal-bench (50 closed-loop async callers, 100-byte values, 1:1 GET:SET, same keyspace and
 #      request count), ROUNDS times alternating, median reported. Target: shoal >= 1.0x the mean
-#      of Redis's SET and GET rates.
+#      of Redis's SET and GET rates. For context, also redis-benchmark with ONE connection and
+#      CALLERS requests pipelined (-c 1 -P CALLERS): the shape of shoal's traffic, whose client
+#      coalesces its callers' concurrent operations into one call per round trip.
 #   2. Memory: KEYS entries of 16-byte keys ("key:%012d", redis-benchmark's names) and 100-byte
 #      values loaded into a fresh redis-server (redis-cli --pipe) and a fresh shoald (shoal-bench
 #      --load); Redis used_memory delta per key vs. the member's own map byte count per entry
@@ -134,7 +136,9 @@ echo "throughput: $CALLERS callers/clients, $VALUE_SIZE-byte values, keyspace $K
 start_redis
 start_shoald
 : >"$WORK/redis-set" ; : >"$WORK/redis-get" ; : >"$WORK/redis-avg" ; : >"$WORK/shoal" ; : >"$WORK/ratio"
-printf "%-6s %12s %12s %12s %12s %8s %22s\n" round "redis SET/s" "redis GET/s" "redis avg/s" "shoal op/s" ratio "shoal p50/p99/p999 us"
+: >"$WORK/redis-pipe" ; : >"$WORK/ratio-pipe"
+printf "%-6s %11s %11s %11s %11s %7s | %13s %7s | %s\n" round "redis SET/s" "redis GET/s" "redis avg/s" "shoal op/s" ratio \
+  "redis -P avg/s" ratio "shoal p50/p99/p999 us"
 for round in $(seq 1 "$ROUNDS"); do
   csv="$("${RUN[@]}" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t set,get -c "$CALLERS" -n "$REQUESTS" -d "$VALUE_SIZE" \
     -r "$KEYSPACE" -q --csv)"
@@ -142,6 +146,10 @@ for round in $(seq 1 "$ROUNDS"); do
   get_rps="$(echo "$csv" | awk -F'","' '/^"GET"/ {print $2}')"
   [[ -n "$set_rps" && -n "$get_rps" ]] || die "could not read redis-benchmark output: $csv"
   avg_rps="$(awk -v s="$set_rps" -v g="$get_rps" 'BEGIN {print (s + g) / 2}')"
+  csv="$("${RUN[@]}" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t set,get -c 1 -P "$CALLERS" -n "$REQUESTS" \
+    -d "$VALUE_SIZE" -r "$KEYSPACE" -q --csv)"
+  pipe_rps="$(echo "$csv" | awk -F'","' '/^"(SET|GET)"/ {s += $2; n++} END {if (n == 2) print s / 2}')"
+  [[ -n "$pipe_rps" ]] || die "could not read redis-benchmark -P output: $csv"
 
   # --warmup fills the whole keyspace first, so every shoal GET is a hit (Redis's GET test finds
   # only the keys its SET test wrote, about 86% at 2x keyspace requests): shoal does no less work.
@@ -154,16 +162,18 @@ for round in $(seq 1 "$ROUNDS"); do
   lat="$(echo "$run" | jq -r '.latencyUs | "\(.p50|floor)/\(.p99|floor)/\(.p999|floor)"')"
   seed="$(echo "$json" | jq -r '.seed')"
   r="$(ratio "$shoal_rps" "$avg_rps")"
-  printf "%-6s %12s %12s %12s %12s %8s %22s\n" "$round" "$(fmt "$set_rps")" "$(fmt "$get_rps")" "$(fmt "$avg_rps")" \
-    "$(fmt "$shoal_rps")" "$r" "$lat  (seed $seed)"
+  rp="$(ratio "$shoal_rps" "$pipe_rps")"
+  printf "%-6s %11s %11s %11s %11s %7s | %13s %7s | %s\n" "$round" "$(fmt "$set_rps")" "$(fmt "$get_rps")" \
+    "$(fmt "$avg_rps")" "$(fmt "$shoal_rps")" "$r" "$(fmt "$pipe_rps")" "$rp" "$lat  (seed $seed)"
   echo "$set_rps" >>"$WORK/redis-set"; echo "$get_rps" >>"$WORK/redis-get"; echo "$avg_rps" >>"$WORK/redis-avg"
   echo "$shoal_rps" >>"$WORK/shoal"; echo "$r" >>"$WORK/ratio"
+  echo "$pipe_rps" >>"$WORK/redis-pipe"; echo "$rp" >>"$WORK/ratio-pipe"
 done
-med_redis="$(median <"$WORK/redis-avg")"
-med_shoal="$(median <"$WORK/shoal")"
-printf "%-6s %12s %12s %12s %12s %8s\n" median "$(fmt "$(median <"$WORK/redis-set")")" \
-  "$(fmt "$(median <"$WORK/redis-get")")" "$(fmt "$med_redis")" "$(fmt "$med_shoal")" "$(median <"$WORK/ratio")"
-echo "throughput ratio shoal / redis (median of per-round ratios): $(median <"$WORK/ratio")x  (target >= 1.0)"
+printf "%-6s %11s %11s %11s %11s %7s | %13s %7s |\n" median "$(fmt "$(median <"$WORK/redis-set")")" \
+  "$(fmt "$(median <"$WORK/redis-get")")" "$(fmt "$(median <"$WORK/redis-avg")")" "$(fmt "$(median <"$WORK/shoal")")" \
+  "$(median <"$WORK/ratio")" "$(fmt "$(median <"$WORK/redis-pipe")")" "$(median <"$WORK/ratio-pipe")"
+echo "throughput ratio shoal / redis-benchmark -c $CALLERS (median of per-round ratios): $(median <"$WORK/ratio")x  (target >= 1.0)"
+echo "context: shoal / redis-benchmark -c 1 -P $CALLERS (same batched shape): $(median <"$WORK/ratio-pipe")x"
 stop_shoald
 stop_redis
 

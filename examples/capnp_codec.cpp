@@ -4,15 +4,15 @@
 //
 // Self-contained: it starts an embedded member on a free loopback port and connects a client to
 // it. Exits 0 when every check passes; CI runs it.
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 
 #include "example_types.capnp.h"
 #include "shoal/client/client.h"

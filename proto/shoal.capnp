@@ -138,6 +138,8 @@ struct MemberInfo {
   uptimeMs @3 :Int64;
   partitionsOwned @4 :UInt32;
   version @5 :Text;
+  maxMessageBytes @6 :UInt64;  # the member's limits, so clients size their batches to fit
+  maxBatchOps @7 :UInt32;
 }
 
 struct ScanEntry {

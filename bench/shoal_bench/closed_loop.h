@@ -26,7 +26,7 @@ struct PhaseResult {
   uint64_t errors = 0;  // operations that failed, by code below
   std::map<std::string, uint64_t> errorsByCode;
   std::string firstError;
-  LatencyHistogram latency;  // successful operations only, nanoseconds
+  LatencyHistogram latency;             // successful operations only, nanoseconds
   std::chrono::nanoseconds elapsed{0};  // first submit to last completion
 
   uint64_t succeeded() const { return gets + sets; }

@@ -1,14 +1,12 @@
 // LatencyHistogram: bucket bounds and percentiles against values computed by hand.
-#include <catch2/catch.hpp>
-
-#include <random>
-
 #include "histogram.h"
+
+#include <catch2/catch.hpp>
+#include <random>
 
 using shoal::bench::LatencyHistogram;
 
-TEST_CASE("bench: every value lands in a bucket whose upper edge is within 1/64 above it",
-          "[bench][unit]") {
+TEST_CASE("bench: every value lands in a bucket whose upper edge is within 1/64 above it", "[bench][unit]") {
   std::mt19937_64 rng(42);  // fixed seed: the test is reproducible
   for (int i = 0; i < 100000; ++i) {
     uint64_t v = rng() >> (rng() % 64);

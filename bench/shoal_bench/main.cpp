@@ -3,11 +3,10 @@
 // keyspace and report throughput and latency percentiles; --load and --report-maps measure how
 // much memory the member spends per entry. Exit code: 0 ok, 1 some operations failed, 2 bad
 // options, 3 no member reachable.
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <random>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
 
 #include "closed_loop.h"
 #include "report.h"
@@ -47,13 +46,15 @@ int main(int argc, char** argv) {
   app.add_option("--ratio", ratio, "GET:SET weights of the mix (default 1:1)");
   app.add_option("--keyspace", options.keyspace, "random keys are drawn from 0 .. N-1 (default 100000)");
   auto* requestsOpt = app.add_option("--requests,-n", options.requests, "operations of the measured run");
-  auto* durationOpt = app.add_option("--duration", duration, "length of the measured run, e.g. 30s (instead of --requests)");
+  auto* durationOpt =
+      app.add_option("--duration", duration, "length of the measured run, e.g. 30s (instead of --requests)");
   requestsOpt->excludes(durationOpt);
   app.add_option("--map", options.map, "map name (default bench)");
   app.add_option("--seed", seed, "seed of the key chooser (default random; always printed)");
   app.add_flag("--warmup", warmup, "SET every key of the keyspace once before the measured run");
-  app.add_option("--load", load, "SET keys 0 .. N-1 once each, in order (a memory measurement; no mixed run "
-                                 "unless --requests or --duration is given)");
+  app.add_option("--load", load,
+                 "SET keys 0 .. N-1 once each, in order (a memory measurement; no mixed run "
+                 "unless --requests or --duration is given)");
   app.add_flag("--report-maps", reportMaps, "print each map's entries and bytes as the member reports them");
   app.add_option("--timeout", timeoutMs, "per-operation deadline in ms, retries included (default 5000)");
   app.add_flag("--json", json, "print one JSON object instead of text");

@@ -2,7 +2,6 @@
 #include "report.h"
 
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 namespace shoal::bench {
@@ -14,7 +13,9 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-double micros(uint64_t nanos) { return double(nanos) / 1000.0; }
+double micros(uint64_t nanos) {
+  return double(nanos) / 1000.0;
+}
 
 std::string fixed(double v, int decimals) {
   char buf[64];
@@ -33,14 +34,15 @@ void printSetup(std::ostream& out, const WorkloadOptions& o) {
 
 void Report::printText(std::ostream& out) const {
   for (auto& p : phases) {
-    out << p.name << ": " << p.succeeded() << " ops in " << fixed(std::chrono::duration<double>(p.elapsed).count(), 3)
-        << " s = " << fixed(p.opsPerSecond(), 0) << " ops/s (get " << p.gets;
+    out << p.name << ": " << p.succeeded() << " ops in "
+        << fixed(std::chrono::duration<double>(p.elapsed).count(), 3) << " s = " << fixed(p.opsPerSecond(), 0)
+        << " ops/s (get " << p.gets;
     if (p.gets > 0) out << " [hit " << fixed(100.0 * double(p.hits) / double(p.gets), 1) << "%]";
     out << ", set " << p.sets << ", errors " << p.errors << ")\n";
     auto& h = p.latency;
-    out << "  latency us: p50 " << fixed(micros(h.valueAt(0.50)), 1) << "  p99 " << fixed(micros(h.valueAt(0.99)), 1)
-        << "  p99.9 " << fixed(micros(h.valueAt(0.999)), 1) << "  max " << fixed(micros(h.max()), 1) << "  mean "
-        << fixed(h.mean() / 1000.0, 1) << "\n";
+    out << "  latency us: p50 " << fixed(micros(h.valueAt(0.50)), 1) << "  p99 "
+        << fixed(micros(h.valueAt(0.99)), 1) << "  p99.9 " << fixed(micros(h.valueAt(0.999)), 1) << "  max "
+        << fixed(micros(h.max()), 1) << "  mean " << fixed(h.mean() / 1000.0, 1) << "\n";
     for (auto& [code, n] : p.errorsByCode) out << "  errors " << code << ": " << n << "\n";
     if (!p.firstError.empty()) out << "  first error: " << p.firstError << "\n";
   }

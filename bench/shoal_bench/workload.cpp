@@ -64,7 +64,8 @@ void formatKey(uint64_t i, std::string& out) {
 
 std::pair<uint32_t, uint32_t> parseRatio(const std::string& text) {
   auto colon = text.find(':');
-  if (colon == std::string::npos) throw std::invalid_argument("--ratio: '" + text + "' is not GET:SET (e.g. 9:1)");
+  if (colon == std::string::npos)
+    throw std::invalid_argument("--ratio: '" + text + "' is not GET:SET (e.g. 9:1)");
   auto get = parseCount(text.substr(0, colon), "--ratio");
   auto set = parseCount(text.substr(colon + 1), "--ratio");
   if (get > 1000000 || set > 1000000 || get + set == 0) {
@@ -83,10 +84,10 @@ std::chrono::nanoseconds parseDuration(const std::string& text) {
   }
   auto unit = text.substr(pos);
   double scale = unit.empty() || unit == "s" ? 1e9
-               : unit == "ms" ? 1e6
-               : unit == "m" ? 60e9
-               : unit == "h" ? 3600e9
-               : -1;
+                 : unit == "ms"              ? 1e6
+                 : unit == "m"               ? 60e9
+                 : unit == "h"               ? 3600e9
+                                             : -1;
   if (pos == 0 || scale < 0 || n <= 0) {
     throw std::invalid_argument("--duration: '" + text + "' is not a duration (e.g. 500ms, 30s, 2m)");
   }

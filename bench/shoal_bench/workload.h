@@ -11,17 +11,17 @@ namespace shoal::bench {
 
 struct WorkloadOptions {
   std::vector<std::string> servers = {"127.0.0.1:5701"};  // members, HOST:PORT
-  std::string map = "bench";   // map every operation goes to
-  uint32_t callers = 50;       // concurrent closed-loop callers (1 .. 100000)
-  uint32_t connections = 1;    // shoal::Client instances the callers are spread over (1 .. callers)
-  uint32_t valueSize = 100;    // bytes of every value written (0 .. 64 MiB)
-  uint32_t keySize = 16;       // bytes of every key: "key:" and a zero-padded number
-  uint32_t getWeight = 1;      // GET share of the mix, e.g. 9 in 9:1
-  uint32_t setWeight = 1;      // SET share of the mix
-  uint64_t keyspace = 100000;  // random keys are drawn uniformly from key 0 .. keyspace-1
-  uint64_t requests = 0;       // operations of the measured run; 0 = run for `duration`
+  std::string map = "bench";                              // map every operation goes to
+  uint32_t callers = 50;                                  // concurrent closed-loop callers (1 .. 100000)
+  uint32_t connections = 1;              // shoal::Client instances the callers are spread over (1 .. callers)
+  uint32_t valueSize = 100;              // bytes of every value written (0 .. 64 MiB)
+  uint32_t keySize = 16;                 // bytes of every key: "key:" and a zero-padded number
+  uint32_t getWeight = 1;                // GET share of the mix, e.g. 9 in 9:1
+  uint32_t setWeight = 1;                // SET share of the mix
+  uint64_t keyspace = 100000;            // random keys are drawn uniformly from key 0 .. keyspace-1
+  uint64_t requests = 0;                 // operations of the measured run; 0 = run for `duration`
   std::chrono::nanoseconds duration{0};  // length of the measured run when requests is 0
-  uint64_t seed = 0;           // seed of the key and operation chooser; printed with the results
+  uint64_t seed = 0;                     // seed of the key and operation chooser; printed with the results
 
   // Throws std::invalid_argument naming the first invalid field.
   void validate() const;

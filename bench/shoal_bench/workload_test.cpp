@@ -1,7 +1,7 @@
 // shoal-bench's key names and option parsing.
-#include <catch2/catch.hpp>
-
 #include "workload.h"
+
+#include <catch2/catch.hpp>
 
 using namespace shoal::bench;
 

@@ -31,6 +31,7 @@ void ClientOptions::validate() const {
   require(requestTimeout.count() > 0, "requestTimeout", "must be > 0");
   require(connectTimeout.count() > 0, "connectTimeout", "must be > 0");
   require(maxBatchOps >= 1, "maxBatchOps", "must be >= 1");
+  require(maxBatchBytes >= 1024, "maxBatchBytes", "must be >= 1024");
   require(maxCallsInFlight >= 1, "maxCallsInFlight", "must be >= 1");
   require(backoffInitial.count() >= 1 && backoffMax >= backoffInitial, "backoffInitial/backoffMax",
           "need 1 <= backoffInitial <= backoffMax");

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/debug.h>
 
 #include "circuit_breaker.h"
 #include "shoal/wire_error_code.h"
@@ -141,6 +142,8 @@ struct Transport::Link {
   uint64_t generation = 0;  // +1 on every connect and disconnect; stale completions compare it
   std::vector<kj::Own<kj::PromiseFulfiller<wire::Member::Client>>> readyWaiters;
   std::string lastError;
+  uint32_t maxBatchOps = 1;     // learned from the member on connect, capped by the options
+  uint64_t maxBatchBytes = 1024;
 };
 
 struct Transport::Listener {
@@ -352,6 +355,48 @@ void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
   link.stream = kj::mv(stream);
   link.rpc = kj::heap<capnp::TwoPartyClient>(*link.stream);
   link.member = link.rpc->bootstrap().castAs<wire::Member>();
+  // Learn the member's limits before sending batches, so no batch is too large for it.
+  auto generation = link.generation;
+  io_->tasks.add(KJ_ASSERT_NONNULL(link.member)
+                     .pingRequest()
+                     .send()
+                     .then(
+                         [this, &link, generation](capnp::Response<wire::Member::PingResults>&& r) {
+                           if (link.generation != generation) return;
+                           auto m = r.getMember();
+                           link.maxBatchBytes = options_.maxBatchBytes;
+                           if (m.getMaxMessageBytes() > 0) {
+                             // Half the limit leaves room for framing and per-op overhead.
+                             link.maxBatchBytes = std::min<uint64_t>(link.maxBatchBytes, m.getMaxMessageBytes() / 2);
+                           }
+                           link.maxBatchOps = options_.maxBatchOps;
+                           if (m.getMaxBatchOps() > 0) link.maxBatchOps = std::min(link.maxBatchOps, m.getMaxBatchOps());
+                           onReady(link);
+                         },
+                         [this, &link, generation](kj::Exception&& e) {
+                           if (link.generation != generation) return;
+                           link.member = nullptr;
+                           io_->tasks.add(kj::evalLater([rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
+                             rpc = nullptr;
+                             stream = nullptr;
+                           }));
+                           onConnectFailed(link, e);
+                         })
+                     .exclusiveJoin(io_->context.provider->getTimer()
+                                        .afterDelay(options_.connectTimeout.count() * kj::MILLISECONDS)
+                                        .then([this, &link, generation]() {
+                                          if (link.generation != generation) return;
+                                          link.member = nullptr;
+                                          io_->tasks.add(kj::evalLater(
+                                              [rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
+                                                rpc = nullptr;
+                                                stream = nullptr;
+                                              }));
+                                          onConnectFailed(link, KJ_EXCEPTION(DISCONNECTED, "no reply to the first ping"));
+                                        })));
+}
+
+void Transport::onReady(Link& link) {
   link.state = Link::State::READY;
   link.reconnectAttempt = 0;
   // The breaker closes on the first successful call, not on TCP connect alone.
@@ -429,14 +474,22 @@ void Transport::pump(Link& link) {
   if (link.state != Link::State::READY) return;
   while (!link.queue.empty() &&
          (link.inFlight == 0 ||
-          (link.queue.size() >= options_.maxBatchOps && link.inFlight < options_.maxCallsInFlight))) {
+          (link.queue.size() >= link.maxBatchOps && link.inFlight < options_.maxCallsInFlight))) {
     sendBatch(link);
   }
 }
 
 void Transport::sendBatch(Link& link) {
   auto& member = KJ_ASSERT_NONNULL(link.member);
-  auto n = std::min<size_t>(link.queue.size(), options_.maxBatchOps);
+  // Up to maxBatchOps operations and maxBatchBytes of payload; one oversized operation goes alone.
+  size_t n = 0;
+  uint64_t bytes = 0;
+  for (auto& op : link.queue) {
+    uint64_t size = op->map.size() + op->key.size() + op->value.size() + op->expected.size() + 64;
+    if (n == link.maxBatchOps || (n > 0 && bytes + size > link.maxBatchBytes)) break;
+    bytes += size;
+    ++n;
+  }
   auto ops = std::make_shared<std::vector<std::unique_ptr<Operation>>>();
   ops->reserve(n);
   auto latest = Clock::now();

@@ -62,6 +62,7 @@ class Transport {
   void connect(Link& link);
   void onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream);
   void onConnectFailed(Link& link, const kj::Exception& e);
+  void onReady(Link& link);
   void disconnect(Link& link, const std::string& why);
   void scheduleReconnect(Link& link);
   void pump(Link& link);

@@ -3,7 +3,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -57,6 +60,10 @@ void readInt(const toml::table& t, const char* key, const std::string& prefix, T
   if (!node) return;
   auto v = node->value<int64_t>();
   if (!v || *v < 0) throw ConfigError(prefix + key + ": expected a non-negative integer");
+  if (static_cast<uint64_t>(*v) > std::numeric_limits<T>::max()) {
+    throw ConfigError(prefix + key + ": " + std::to_string(*v) + " is too large (at most " +
+                      std::to_string(std::numeric_limits<T>::max()) + ")");
+  }
   *out = static_cast<T>(*v);
 }
 
@@ -101,6 +108,11 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
 
 void readConfigFile(const std::string& path, NodeOptions* o) {
   toml::table root;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    std::fclose(f);
+  } else {
+    throw ConfigError("config file '" + path + "' cannot be read: " + std::strerror(errno));
+  }
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {

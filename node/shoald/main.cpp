@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   shoal::NodeOptions options;
   if (int exitCode = shoal::shoald::loadOptions(argc, argv, &options); exitCode >= 0) return exitCode;
   // Logs go to stderr; stdout carries only the "ready on" line that scripts read.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("shoald"));
+  // The member logs through spdlog's logger named "shoal"; shoald makes it the default too.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shoal"));
   spdlog::set_level(spdlog::level::from_str(options.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
 

@@ -1,7 +1,7 @@
 // Entry-event fan-out; see listener_hub.h.
 #include "listener_hub.h"
 
-#include <spdlog/spdlog.h>
+#include "member_log.h"
 
 namespace shoal::node {
 namespace {
@@ -79,7 +79,7 @@ void ListenerHub::publish(const EntryEvent& event) {
       try {
         fn(copy);
       } catch (const std::exception& e) {
-        spdlog::warn("entry listener on map '{}' threw: {}", copy.map, e.what());
+        memberLog().warn("entry listener on map '{}' threw: {}", copy.map, e.what());
       }
     });
   }
@@ -139,7 +139,7 @@ void ListenerHub::pump(uint64_t id) {
 void ListenerHub::cutOff(uint64_t id, wire::ErrorCode code, const std::string& reason) {
   auto it = remotes_.find(id);
   if (it == remotes_.end()) return;
-  spdlog::warn("closing listener {} on map '{}': {}", id, mapName_, reason);
+  memberLog().warn("closing listener {} on map '{}': {}", id, mapName_, reason);
   auto request = it->second->cap.onClosedRequest();
   request.initReason().setCode(code);
   request.getReason().setMessage(reason);
@@ -155,7 +155,7 @@ void ListenerHub::closeAll(const std::string& reason) {
 }
 
 void ListenerHub::taskFailed(kj::Exception&& exception) {
-  spdlog::debug("listener task on map '{}' failed: {}", mapName_, exception.getDescription().cStr());
+  memberLog().debug("listener task on map '{}' failed: {}", mapName_, exception.getDescription().cStr());
 }
 
 RegistrationImpl::~RegistrationImpl() {

@@ -1,7 +1,7 @@
 // Map operations of one shard; see map_service.h.
 #include "map_service.h"
 
-#include <spdlog/spdlog.h>
+#include "member_log.h"
 
 namespace shoal::node {
 namespace {
@@ -189,7 +189,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
   if (key.size() > limits.maxKeyBytes) {
     auto message = "key of " + std::to_string(key.size()) + " bytes exceeds limits.max-key-bytes (" +
                    std::to_string(limits.maxKeyBytes) + ")";
-    spdlog::info("[trace {}] rejected op on map '{}': {}", traceId, mapName.cStr(), message);
+    memberLog().info("[trace {}] rejected op on map '{}': {}", traceId, mapName.cStr(), message);
     fail(result, wire::ErrorCode::TOO_LARGE, message);
     return;
   }
@@ -197,7 +197,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
   DedupeKey dedupeKey{clientId, op.getRequestId()};
   bool dedupe = write && clientId != 0 && dedupeKey.requestId != 0;
   if (dedupe && replayIfDuplicate(dedupeKey, result)) {
-    spdlog::debug("[trace {}] replayed result of retried request {}", traceId, dedupeKey.requestId);
+    memberLog().debug("[trace {}] replayed result of retried request {}", traceId, dedupeKey.requestId);
     return;
   }
 
@@ -252,7 +252,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     default:
       applyWrite(records(name), p, op, result);
       if (result.isFailure()) {
-        spdlog::info("[trace {}] rejected write on map '{}': {}", traceId, name,
+        memberLog().info("[trace {}] rejected write on map '{}': {}", traceId, name,
                      result.getFailure().getMessage().cStr());
       }
       break;

@@ -1,7 +1,7 @@
 // wire::Member implementation; see member_service.h.
 #include "member_service.h"
 
-#include <spdlog/spdlog.h>
+#include "member_log.h"
 
 #include "shoal/version.h"
 
@@ -48,25 +48,35 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
   auto traceId = batch.getTraceId();
   auto& limits = maps_.limits();
   if (ops.size() > limits.maxBatchOps) {
-    spdlog::info("[trace {}] rejected batch of {} ops", traceId.cStr(), ops.size());
+    memberLog().info("[trace {}] rejected batch of {} ops", traceId.cStr(), ops.size());
     return callFailure("too-large", "batch of " + std::to_string(ops.size()) +
                                         " operations exceeds limits.max-batch-ops (" +
                                         std::to_string(limits.maxBatchOps) + ")");
   }
-  if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(), batch.getClientId());
+  if (memberLog().should_log(spdlog::level::debug)) {
+    memberLog().debug("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(), batch.getClientId());
     for (auto op : ops) {
       if (op.hasTraceId()) {
-        spdlog::debug("[trace {}] {} on map '{}' (batch {})", op.getTraceId().cStr(), opName(op.which()),
+        memberLog().debug("[trace {}] {} on map '{}' (batch {})", op.getTraceId().cStr(), opName(op.which()),
                       op.getMap().cStr(), traceId.cStr());
       }
     }
   }
+  // Size the whole request before applying anything, so an oversized batch is refused whole
+  // (the connection reads with twice this budget, see runtime.cpp).
+  uint64_t bytes = 0;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { bytes = batch.totalSize().wordCount * 8; })) {
+    bytes = UINT64_MAX;
+  }
+  if (bytes > limits.maxMessageBytes) {
+    memberLog().info("[trace {}] rejected a batch over limits.max-message-bytes", traceId.cStr());
+    return callFailure("too-large", "request of " + (bytes == UINT64_MAX ? std::string("unknown size") : std::to_string(bytes) + " bytes") +
+                                        " exceeds limits.max-message-bytes (" +
+                                        std::to_string(limits.maxMessageBytes) + ")");
+  }
   auto results = context.getResults().initResults(ops.size());
   auto clientId = batch.getClientId();
-  for (uint32_t i = 0; i < ops.size(); ++i) {
-    maps_.apply(ops[i], clientId, results[i], traceId.cStr());
-  }
+  for (uint32_t i = 0; i < ops.size(); ++i) maps_.apply(ops[i], clientId, results[i], traceId.cStr());
   return kj::READY_NOW;
 }
 
@@ -95,7 +105,7 @@ kj::Promise<void> MemberService::addListener(AddListenerContext context) {
   if (name.empty()) return callFailure("invalid-argument", "map name is empty");
   auto hub = maps_.hub(name);
   auto id = hub->addRemote(params.getListener(), params.getIncludeValues());
-  spdlog::debug("listener {} added on map '{}'", id, name);
+  memberLog().debug("listener {} added on map '{}'", id, name);
   context.getResults().setRegistration(kj::heap<RegistrationImpl>(hub, id));
   return kj::READY_NOW;
 }
@@ -107,6 +117,8 @@ void MemberService::fillMember(wire::MemberInfo::Builder out) {
   out.setUptimeMs(clock_.nowMs() - identity_.startedAtMs);
   out.setPartitionsOwned(maps_.partitioner().partitionCount());
   out.setVersion(SHOAL_VERSION);
+  out.setMaxMessageBytes(maps_.limits().maxMessageBytes);
+  out.setMaxBatchOps(maps_.limits().maxBatchOps);
 }
 
 kj::Promise<void> MemberService::ping(PingContext context) {

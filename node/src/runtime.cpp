@@ -1,12 +1,17 @@
 // The shard thread: KJ event loop, RPC listener and connections, expiry sweeps; see runtime.h.
 #include "runtime.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <future>
 
 #include <boost/asio/post.hpp>
 #include <capnp/rpc-twoparty.h>
+#include <capnp/serialize-async.h>
 #include <kj/async-io.h>
-#include <spdlog/spdlog.h>
+#include "member_log.h"
 
 #include "map_service.h"
 #include "member_service.h"
@@ -18,14 +23,76 @@ namespace {
 
 constexpr size_t SWEEP_BUDGET_PER_MAP = 2000;  // expired entries removed per map per tick
 
+std::string peerOf(kj::AsyncIoStream& stream) {
+  sockaddr_storage addr{};
+  uint len = sizeof addr;
+  try {
+    stream.getpeername(reinterpret_cast<sockaddr*>(&addr), &len);
+  } catch (...) {
+    return "unknown peer";
+  }
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+    port = ntohs(in->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+// Reads messages like AsyncIoMessageStream, and logs why a connection is dropped when the byte
+// stream itself is malformed (bad framing, too many segments, over the size limit).
+class LoggingMessageStream final : public capnp::MessageStream {
+ public:
+  LoggingMessageStream(kj::AsyncIoStream& stream, std::string peer) : inner_(stream), peer_(std::move(peer)) {}
+
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fdSpace,
+                                                                    capnp::ReaderOptions options,
+                                                                    kj::ArrayPtr<capnp::word> scratch) override {
+    return inner_.tryReadMessage(fdSpace, options, scratch)
+        .catch_([this](kj::Exception&& e) -> kj::Maybe<capnp::MessageReaderAndFds> {
+          if (e.getType() != kj::Exception::Type::DISCONNECTED) {
+            memberLog().warn("closing connection from {}: malformed stream: {}", peer_, e.getDescription().cStr());
+          }
+          kj::throwFatalException(kj::mv(e));
+        });
+  }
+  kj::Promise<void> writeMessage(kj::ArrayPtr<const int> fds,
+                                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
+    return inner_.writeMessage(fds, segments);
+  }
+  kj::Promise<void> writeMessages(
+      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
+    return inner_.writeMessages(messages);
+  }
+  kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
+  kj::Promise<void> end() override { return inner_.end(); }
+
+ private:
+  capnp::AsyncIoMessageStream inner_;
+  std::string peer_;
+};
+
 // One accepted client connection and its RPC system; destroyed when the peer disconnects.
 struct Connection {
   Connection(kj::Own<kj::AsyncIoStream> s, capnp::Capability::Client bootstrap,
              capnp::ReaderOptions options)
       : stream(kj::mv(s)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
-        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {}
+        peer(peerOf(*stream)),
+        messages(*stream, peer),
+        network(messages, capnp::rpc::twoparty::Side::SERVER, options),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
+    memberLog().debug("connection from {}", peer);
+  }
+  ~Connection() { memberLog().debug("connection from {} closed", peer); }
   kj::Own<kj::AsyncIoStream> stream;
+  std::string peer;
+  LoggingMessageStream messages;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
 };
@@ -33,7 +100,7 @@ struct Connection {
 class ConnectionTasks final : public kj::TaskSet::ErrorHandler {
  public:
   void taskFailed(kj::Exception&& e) override {
-    spdlog::warn("connection closed: {}", e.getDescription().cStr());
+    memberLog().warn("connection closed: {}", e.getDescription().cStr());
   }
 };
 
@@ -43,9 +110,9 @@ class KjLogToSpdlog final : public kj::ExceptionCallback {
   void logMessage(kj::LogSeverity severity, const char* file, int line, int contextDepth,
                   kj::String&& text) override {
     switch (severity) {
-      case kj::LogSeverity::INFO: spdlog::info("{}", text.cStr()); break;
-      case kj::LogSeverity::WARNING: spdlog::warn("{}", text.cStr()); break;
-      default: spdlog::error("{}", text.cStr()); break;
+      case kj::LogSeverity::INFO: memberLog().info("{}", text.cStr()); break;
+      case kj::LogSeverity::WARNING: memberLog().warn("{}", text.cStr()); break;
+      default: memberLog().error("{}", text.cStr()); break;
     }
   }
 };
@@ -55,7 +122,7 @@ kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver, capnp::Capability
   return receiver.accept().then([&receiver, bootstrap = kj::mv(bootstrap), options,
                                  &connections](kj::Own<kj::AsyncIoStream>&& stream) mutable {
     auto connection = kj::heap<Connection>(kj::mv(stream), bootstrap, options);
-    connection->rpc.setFlowLimit(options.traversalLimitInWords);
+    connection->rpc.setFlowLimit(options.traversalLimitInWords / 2);
     auto done = connection->network.onDisconnect();
     connections.add(done.attach(kj::mv(connection)));
     return acceptLoop(receiver, kj::mv(bootstrap), options, connections);
@@ -78,6 +145,7 @@ std::string hostOf(const std::string& address) {
 
 Runtime::Runtime(const NodeOptions& options) : options_(options) {
   options_.validate();
+  memberLog().set_level(spdlog::level::from_str(options_.logLevel));
   std::promise<void> ready;
   auto started = ready.get_future();
   thread_ = std::thread([this, &ready] {
@@ -88,7 +156,7 @@ Runtime::Runtime(const NodeOptions& options) : options_(options) {
       if (shardMain_ready_) {
         shardMain_ready_->set_exception(std::current_exception());
       } else {
-        spdlog::critical("shard thread of member '{}' failed", options_.name);
+        memberLog().critical("shard thread of member '{}' failed", options_.name);
       }
     }
   });
@@ -141,26 +209,27 @@ void Runtime::shardMain() {
     limits.maxQueryBytes = options_.limits.maxMessageBytes;
     respServer = kj::heap<resp::Server>(kj::mv(respReceiver), maps, options_.respMap, clock, respAddress, limits);
     respAddress_ = respAddress;
-    spdlog::info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress, options_.respMap);
+    memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress, options_.respMap);
   }
 
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
   capnp::ReaderOptions readerOptions;
-  readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8;
+  // Twice the message limit: execute() sizes a batch (one full traversal) before reading it.
+  readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
   readerOptions.nestingLimit = 64;
   capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, identity, clock);
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
                     .catch_([](kj::Exception&& e) {
-                      spdlog::error("accept loop stopped: {}", e.getDescription().cStr());
+                      memberLog().error("accept loop stopped: {}", e.getDescription().cStr());
                     })
                     .eagerlyEvaluate(nullptr);
   }
   auto sweeping = sweepLoop(io.provider->getTimer(), maps, options_.expirySweepIntervalMs)
                       .eagerlyEvaluate([](kj::Exception&& e) {
-                        spdlog::error("expiry sweep stopped: {}", e.getDescription().cStr());
+                        memberLog().error("expiry sweep stopped: {}", e.getDescription().cStr());
                       });
 
   {
@@ -169,19 +238,19 @@ void Runtime::shardMain() {
     stopFulfiller_ = kj::mv(stop.fulfiller);
     maps_ = &maps;
   }
-  if (!address_.empty()) spdlog::info("member '{}' listening on {}", options_.name, address_);
+  if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   if (!options_.dataDir.empty()) {
-    spdlog::warn("data-dir '{}' is set but persistence is not implemented yet: data lives in memory only",
+    memberLog().warn("data-dir '{}' is set but persistence is not implemented yet: data lives in memory only",
                  options_.dataDir);
   }
-  if (!options_.seeds.empty()) spdlog::warn("seeds are set but clustering is not implemented yet: running alone");
+  if (!options_.seeds.empty()) memberLog().warn("seeds are set but clustering is not implemented yet: running alone");
   shardMain_ready_->set_value();
   shardMain_ready_ = nullptr;
 
   stop.promise.wait(io.waitScope);
 
   // Graceful stop: no new connections, listeners told why, then connections closed.
-  spdlog::info("member '{}' stopping", options_.name);
+  memberLog().info("member '{}' stopping", options_.name);
   accepting = kj::READY_NOW;
   receiver = nullptr;
   respServer = nullptr;
@@ -227,7 +296,7 @@ void Runtime::stop() {
   }
   if (thread_.joinable()) thread_.join();
   eventThread_.join();
-  spdlog::info("member '{}' stopped", options_.name);
+  memberLog().info("member '{}' stopped", options_.name);
 }
 
 }  // namespace shoal::node

@@ -9,13 +9,20 @@ namespace shoal::persistence {
 
 StoreResult<std::vector<DeadLetter>> WriteBehindQueue::listDeadLetters(uint32_t limit) const {
   State& s = *state_;
+  std::set<std::string> obsolete;
+  {
+    std::lock_guard lock(s.mutex);  // taken before any DbAccess, as everywhere
+    obsolete = s.obsoleteDead;
+  }
   auto db = s.log.access();
   if (!db) return db.error();
   std::vector<DeadLetter> out;
   std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions(), db->queue));
   for (it->Seek(s.deadPrefix); it->Valid() && it->key().starts_with(s.deadPrefix) && out.size() < limit;
        it->Next()) {
-    auto key = codec::decodeStoreKey(it->key().ToStringView().substr(s.deadPrefix.size()));
+    std::string_view entryKey = it->key().ToStringView().substr(s.deadPrefix.size());
+    if (obsolete.contains(std::string(entryKey))) continue;
+    auto key = codec::decodeStoreKey(entryKey);
     auto record = wblog::decodeRecord(it->value().ToStringView());
     if (!key || !record) {
       return StoreError{StoreErrorCode::CORRUPTION, "undecodable dead letter in queue '" + s.options.name + "'"};
@@ -44,7 +51,7 @@ StoreResult<uint64_t> WriteBehindQueue::replayDeadLetters() {
   for (it->Seek(s.deadPrefix); it->Valid() && it->key().starts_with(s.deadPrefix); it->Next()) {
     std::string entryKey = it->key().ToString().substr(s.deadPrefix.size());
     batch.Delete(db->queue, it->key());
-    if (s.entries.contains(entryKey)) {  // a newer write is pending: the dead one is obsolete
+    if (s.entries.contains(entryKey) || s.obsoleteDead.contains(entryKey)) {  // a newer write exists
       superseded.push_back(entryKey);
       continue;
     }
@@ -66,6 +73,7 @@ StoreResult<uint64_t> WriteBehindQueue::replayDeadLetters() {
   auto moved = s.log.apply(*db, s.log.syncedWrite, batch, "replay dead letters");
   if (!moved) return moved.error();
   for (const std::string& entryKey : superseded) s.deadKeys.erase(entryKey);
+  s.obsoleteDead.clear();  // every dead record was deleted by this batch
   for (auto& [entryKey, entry] : requeued) {
     s.deadKeys.erase(entryKey);
     s.insert(entryKey, std::move(entry));

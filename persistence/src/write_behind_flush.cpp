@@ -104,9 +104,7 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
       } else if (found != entries.end()) {
         found->second.attempts = 0;  // a newer write is pending; the key itself is writable
       }
-      if (db && deadKeys.erase(item.entryKey) > 0) {  // older than what the target now holds
-        cleanup.Delete(db->queue, deadPrefix + item.entryKey);
-      }
+      if (deadKeys.erase(item.entryKey) > 0) obsoleteDead.insert(item.entryKey);  // older than the target's
       continue;
     }
     if (!same) continue;  // a newer write of the key replaced this one; it will be tried
@@ -130,8 +128,10 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
     spdlog::warn("write-behind '{}': cannot update its log: {}", options.name, db.error().toString());
     return db.error();
   }
+  for (const std::string& entryKey : obsoleteDead) cleanup.Delete(db->queue, deadPrefix + entryKey);
   if (cleanup.Count() > 0) {
     auto cleaned = log.apply(*db, rocksdb::WriteOptions(), cleanup, "remove flushed write-behind records");
+    if (cleaned) obsoleteDead.clear();
     if (!cleaned) {
       spdlog::warn("write-behind '{}': {} (the entries will be written again after a restart)", options.name,
                    cleaned.error().toString());

@@ -49,6 +49,9 @@ struct WriteBehindQueue::State {
   std::unordered_map<std::string, PendingEntry> entries;  // by entry key (RocksDbStore key)
   std::map<std::pair<int64_t, uint64_t>, std::string> byDue;  // (dueMs, seq) -> entry key
   std::set<std::string> deadKeys;
+  // Dead letters made obsolete by a later successful write while the log could not be updated;
+  // their records are deleted by the next flush that can write, and are invisible meanwhile.
+  std::set<std::string> obsoleteDead;
   uint64_t lastSeq = 0;
 
   State(RocksDbStore::Impl& log, MapStore& target, WriteBehindOptions options, NowMs clock);

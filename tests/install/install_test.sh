@@ -83,6 +83,10 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 step "pkg-config consumer"
 export PKG_CONFIG_PATH=$(dirname "$pcfile")
 pkg-config --exists shoal || fail "pkg-config does not find shoal in $PKG_CONFIG_PATH"
+# The .pc must follow the files to the --prefix given at install time, not the configure-time one.
+pc_includedir=$(pkg-config --variable=includedir shoal)
+[[ -d "$pc_includedir" && $(cd "$pc_includedir" && pwd -P) == $(cd "$prefix/include" && pwd -P) ]] ||
+  fail "shoal.pc is not relocatable: includedir=$pc_includedir, expected $prefix/include"
 flags=$(pkg-config --cflags --libs shoal)
 echo "pkg-config --cflags --libs shoal: $flags"
 # shellcheck disable=SC2086  # the flags are meant to split into words

@@ -1,16 +1,20 @@
 // Bad input never crashes a member: garbage streams and half-sent messages cost only their own
 // connection, oversized keys/values/batches/messages get an error naming the limit, and the member
 // keeps serving everyone else. Each case runs against a real shoald process.
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
+#include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize.h>
+#include <kj/async-io.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -18,11 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <capnp/rpc-twoparty.h>
-#include <capnp/rpc.capnp.h>
-#include <capnp/serialize.h>
-#include <kj/async-io.h>
 
 #include "shoal/client/client.h"
 #include "shoal/proto/shoal.capnp.h"
@@ -100,7 +99,8 @@ std::string word(uint32_t lo, uint32_t hi) {
 struct RawRpc {
   explicit RawRpc(const std::string& address)
       : io(kj::setupAsyncIo()),
-        stream(io.provider->getNetwork().parseAddress(address).wait(io.waitScope)->connect().wait(io.waitScope)),
+        stream(
+            io.provider->getNetwork().parseAddress(address).wait(io.waitScope)->connect().wait(io.waitScope)),
         rpc(*stream),
         member(rpc.bootstrap().castAs<shoal::wire::Member>()) {}
   // Runs `execute` with `count` ops; returns the call's failure description, or "" on success.
@@ -129,17 +129,33 @@ struct RawRpc {
   shoal::wire::Member::Client member;
 };
 
+// A member whose limits are small enough to reach: 1 MiB messages, 64 KiB values.
+std::unique_ptr<ShoaldProcess> startWithSmallLimits() {
+  char path[] = "/tmp/shoal-limits-XXXXXX.toml";
+  int fd = mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << "[limits]\nmax-message-bytes = 1048576\nmax-value-bytes = 65536\n";
+  auto member = std::make_unique<ShoaldProcess>(std::vector<std::string>{"--config", path});
+  unlink(path);
+  return member;
+}
+
 }  // namespace
 
 TEST_CASE("bad input: garbage streams close only their connection", "[integration]") {
   ShoaldProcess member;
-  auto seed = std::random_device{}();
-  std::printf("bad input: garbage seed %u\n", seed);
+  auto seed =
+      std::getenv("SHOAL_TEST_SEED") ? std::stoul(std::getenv("SHOAL_TEST_SEED")) : std::random_device{}();
+  std::printf("bad input: garbage seed %lu (rerun with SHOAL_TEST_SEED=%lu)\n", seed, seed);
   std::mt19937 rng(seed);
-  std::string random(4096, '\0');
-  for (auto& c : random) c = static_cast<char>(rng());
-  // Make the random frame certainly invalid: a segment count far over Cap'n Proto's 512.
-  random.replace(0, 4, word(0x7fffff00u | (rng() & 0xff), 0).substr(0, 4));
+  auto randomBytes = [&rng](size_t n) {
+    std::string bytes(n, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    return bytes;
+  };
+  // Random bytes whose first word certainly announces more than Cap'n Proto's 512 segments.
+  auto random = word(0x7fffff00u | (rng() & 0xff), 0) + randomBytes(4096);
 
   const std::vector<std::pair<std::string, std::string>> patterns = {
       {"random bytes", random},
@@ -154,7 +170,16 @@ TEST_CASE("bad input: garbage streams close only their connection", "[integratio
     CHECK(socket.closedByPeer(5s));
     checkServesFreshClient(member);
   }
-  CHECK_THAT(member.log(), Catch::Contains("connection closed"));
+  // Well-framed messages of random content reach the RPC layer's decoder. Some may be answered
+  // (an unknown message type gets "unimplemented") rather than closed; none may hurt the member.
+  for (int i = 0; i < 50; ++i) {
+    auto words = 1 + rng() % 64;
+    RawSocket socket(member.address());
+    socket.send(word(0, words) + randomBytes(words * 8));
+    socket.closedByPeer(20ms);
+  }
+  checkServesFreshClient(member);
+  CHECK_THAT(member.log(), Catch::Contains("malformed stream"));
 }
 
 TEST_CASE("bad input: a client that disconnects mid-message or mid-call leaves the member fine",
@@ -174,7 +199,8 @@ TEST_CASE("bad input: a client that disconnects mid-message or mid-call leaves t
     c.initTarget().initPromisedAnswer().setQuestionId(0);
     c.setInterfaceId(capnp::typeId<shoal::wire::Member>());
     c.setMethodId(0);  // execute
-    auto ops = c.initParams().getContent().initAs<shoal::wire::Member::ExecuteParams>().initBatch().initOps(5000);
+    auto ops =
+        c.initParams().getContent().initAs<shoal::wire::Member::ExecuteParams>().initBatch().initOps(5000);
     const std::string value(100, 'v');
     for (auto op : ops) {
       op.setMap("dropped");
@@ -223,16 +249,9 @@ TEST_CASE("bad input: a batch over max-batch-ops fails the call, the connection 
   CHECK(raw.pingName() == "test-member");
 }
 
-TEST_CASE("bad input: a message over max-message-bytes is refused, the member stays up",
-          "[integration]") {
-  char path[] = "/tmp/shoal-limits-XXXXXX.toml";
-  int fd = mkstemps(path, 5);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  std::ofstream(path) << "[limits]\nmax-message-bytes = 1048576\nmax-value-bytes = 65536\n";
-  ShoaldProcess member({"--config", path});
-  unlink(path);
-
+TEST_CASE("bad input: a message over max-message-bytes is refused, the member stays up", "[integration]") {
+  auto memberOwner = startWithSmallLimits();
+  auto& member = *memberOwner;
   {
     auto client = connectTo(member);
     auto m = client->rawMap("small-limits");
@@ -252,24 +271,21 @@ TEST_CASE("bad input: a message over max-message-bytes is refused, the member st
     INFO("call failure: " << failure);
     CHECK_FALSE(failure.empty());
   }
+  CHECK(connectTo(member)->rawMap("raw").size() == 0);  // nothing of the refused message applied
   checkServesFreshClient(member);
 }
 
 TEST_CASE("bad input: concurrent valid writes coalesced past max-message-bytes all succeed",
           "[integration]") {
-  char path[] = "/tmp/shoal-limits-XXXXXX.toml";
-  int fd = mkstemps(path, 5);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  std::ofstream(path) << "[limits]\nmax-message-bytes = 1048576\nmax-value-bytes = 65536\n";
-  ShoaldProcess member({"--config", path});
-  unlink(path);
+  auto memberOwner = startWithSmallLimits();
+  auto& member = *memberOwner;
 
   // Each write is within every limit; the client must not turn them into one oversized message.
   auto client = connectTo(member);
   auto m = client->rawMap("coalesced");
   std::vector<std::future<std::optional<std::string>>> pending;
-  for (int i = 0; i < 40; ++i) pending.push_back(m.putFuture("k" + std::to_string(i), std::string(60000, 'v')));
+  for (int i = 0; i < 40; ++i)
+    pending.push_back(m.putFuture("k" + std::to_string(i), std::string(60000, 'v')));
   int failures = 0;
   for (auto& f : pending) {
     try {

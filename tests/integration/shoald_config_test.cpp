@@ -1,10 +1,9 @@
 // shoald's configuration edge: flags, environment and the TOML file. An invalid option exits 2
 // with a message naming it; a valid file is applied; SIGTERM leaves with exit code 0.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -74,7 +73,8 @@ TEST_CASE("shoald config: invalid flags exit 2 naming the option", "[integration
   expectRejected({"--bogus-flag", "1"}, "--bogus-flag");
   expectRejected({"--listen", "127.0.0.1:0", "--log-level", "loud"}, "log-level");
   expectRejected({"--listen", "127.0.0.1:0", "--seeds", "a:1,not-an-address"}, "seeds");
-  expectRejected({"--listen", "127.0.0.1:0", "--config", "/nonexistent/shoald.toml"}, "/nonexistent/shoald.toml");
+  expectRejected({"--listen", "127.0.0.1:0", "--config", "/nonexistent/shoald.toml"},
+                 "/nonexistent/shoald.toml");
 }
 
 TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[integration]") {
@@ -97,16 +97,14 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("name = \"unterminated\n", "line 1");  // TOML syntax error: file and line
 }
 
-TEST_CASE("shoald config: integers beyond their field's range are rejected, not wrapped",
-          "[integration]") {
+TEST_CASE("shoald config: integers beyond their field's range are rejected, not wrapped", "[integration]") {
   // 4294967297 = 2^32 + 1: cast to a 32-bit field it would silently become 1.
   expectConfigRejected("partition-count = 4294967297\n", "partition-count", 3000);
   expectConfigRejected("[limits]\nmax-key-bytes = 4294967297\n", "limits.max-key-bytes", 3000);
   expectConfigRejected("[limits]\nmax-value-bytes = 4294967297\n", "limits.max-value-bytes", 3000);
 }
 
-TEST_CASE("shoald config: environment variables are honoured, flags override them",
-          "[integration]") {
+TEST_CASE("shoald config: environment variables are honoured, flags override them", "[integration]") {
   SECTION("SHOAL_LISTEN") {
     ScopedEnv env("SHOAL_LISTEN", "env-address-without-port");
     expectRejected({}, "env-address-without-port");

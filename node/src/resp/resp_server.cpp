@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include <spdlog/spdlog.h>
+#include "../member_log.h"
 
 namespace shoal::node::resp {
 namespace {
@@ -24,7 +24,7 @@ class Server::Connection {
  private:
   kj::Promise<void> readMore() {
     if (filled_ >= server_.limits_.maxQueryBytes) {
-      spdlog::info("RESP client {} exceeded the query buffer limit; closing its connection", session_.id);
+      memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection", session_.id);
       out_ = "-ERR Protocol error: request larger than limits.max-message-bytes\r\n";
       return stream_->write(out_.data(), out_.size());
     }
@@ -52,7 +52,7 @@ class Server::Connection {
       auto status = parser_.next(std::string_view(in_.data() + offset, filled_ - offset), &args_, &consumed);
       if (status == RequestParser::Status::NEED_MORE) break;
       if (status == RequestParser::Status::PROTOCOL_ERROR) {
-        spdlog::info("RESP client {} sent a malformed request ({}); closing its connection", session_.id,
+        memberLog().info("RESP client {} sent a malformed request ({}); closing its connection", session_.id,
                      parser_.error());
         writer.error("ERR " + parser_.error());
         close = true;
@@ -90,7 +90,7 @@ Server::Server(kj::Own<kj::ConnectionReceiver> receiver, MapService& maps, std::
       accepting_(nullptr) {
   stats_.startedAtMs = clock.nowMs();
   accepting_ = acceptLoop().eagerlyEvaluate([](kj::Exception&& e) {
-    spdlog::error("RESP accept loop stopped: {}", e.getDescription().cStr());
+    memberLog().error("RESP accept loop stopped: {}", e.getDescription().cStr());
   });
 }
 
@@ -108,7 +108,7 @@ kj::Promise<void> Server::acceptLoop() {
 
 void Server::taskFailed(kj::Exception&& exception) {
   // A reset or broken connection: only that client is affected.
-  spdlog::debug("RESP connection closed: {}", exception.getDescription().cStr());
+  memberLog().debug("RESP connection closed: {}", exception.getDescription().cStr());
 }
 
 }  // namespace shoal::node::resp

@@ -13,6 +13,8 @@ struct ClientOptions {
   std::chrono::milliseconds requestTimeout{5000};  // deadline of one operation, retries included
   std::chrono::milliseconds connectTimeout{2000};  // deadline of one connection attempt
   uint32_t maxBatchOps = 1000;       // operations coalesced into one call (1 .. member's limit)
+  uint64_t maxBatchBytes = 16u << 20;  // bytes of keys and values in one call (a larger op goes alone);
+                                       // keep under the member's limits.max-message-bytes (64 MiB)
   uint32_t maxCallsInFlight = 2;     // calls in flight per member once a batch is full (>= 1)
   std::chrono::milliseconds backoffInitial{10};    // first retry / reconnect delay
   std::chrono::milliseconds backoffMax{1000};      // cap of the exponential backoff (jittered)
