@@ -58,7 +58,11 @@ int main(int argc, char** argv) {
   app.add_flag("--report-maps", reportMaps, "print each map's entries and bytes as the member reports them");
   app.add_option("--timeout", timeoutMs, "per-operation deadline in ms, retries included (default 5000)");
   app.add_flag("--json", json, "print one JSON object instead of text");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error; everything else is a bad option
+  }
 
   try {
     options.servers = splitList(servers);
