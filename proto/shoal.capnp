@@ -95,6 +95,8 @@ struct Batch {
   clientId @1 :UInt64;    # random per client instance; scopes requestIds
   tableEpoch @2 :UInt64;  # partition-table epoch the sender believes (cluster issue)
   ops @3 :List(MapOp);
+  lowestPending @4 :UInt64;  # the client's lowest write request id still awaiting its result;
+                             # the member forgets dedupe results below it (0: not given)
 }
 
 enum EventType {

@@ -167,6 +167,10 @@ struct Transport::Io : public kj::TaskSet::ErrorHandler {
   std::map<ListenerId, std::unique_ptr<Listener>> listeners;
   ListenerId nextListenerId = 1;
   std::mt19937_64 rng{std::random_device{}()};
+  // Write request ids: windowBase is the lowest id not yet completed; writeDone[i] tells whether
+  // id windowBase + i has completed. The member forgets dedupe results below windowBase.
+  uint64_t windowBase = 1;
+  std::deque<bool> writeDone;
 };
 
 // Receives pushed entry events and hands them to the event thread, in order.
@@ -269,7 +273,6 @@ void Transport::requireNotIoThread(const char* what) const {
 void Transport::submit(std::unique_ptr<Operation> op) {
   if (op->timeout.count() <= 0) op->timeout = options_.requestTimeout;
   op->deadline = Clock::now() + op->timeout;
-  if (isWrite(op->kind)) op->requestId = nextRequestId_.fetch_add(1, std::memory_order_relaxed);
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake;
   {
     std::lock_guard<std::mutex> lock(inboxMutex_);
@@ -311,6 +314,11 @@ void Transport::drainInbox() {
 Transport::Link& Transport::activeLink() { return *io_->links[io_->active]; }
 
 void Transport::route(std::unique_ptr<Operation> op) {
+  if (isWrite(op->kind) && op->requestId == 0) {
+    // Ids are handed out here, on the I/O thread, in order; the window tracks which are done.
+    op->requestId = io_->windowBase + io_->writeDone.size();
+    io_->writeDone.push_back(false);
+  }
   auto& link = activeLink();
   auto now = Clock::now();
   if (link.breaker.isOpen(now)) {
@@ -501,6 +509,7 @@ void Transport::sendBatch(Link& link) {
   auto request = member.executeRequest();
   auto batch = request.initBatch();
   batch.setClientId(clientId_);
+  batch.setLowestPending(io_->windowBase);
   auto trace = options_.traceIdPrefix + "-" + std::to_string(clientId_ % 1000000) + "-" +
                std::to_string(nextTrace_.fetch_add(1, std::memory_order_relaxed));
   batch.setTraceId(trace);
@@ -600,6 +609,13 @@ void Transport::retryLater(std::unique_ptr<Operation> op, const Error& cause) {
 }
 
 void Transport::complete(std::unique_ptr<Operation>& op, Result<Outcome> result) {
+  if (op->requestId != 0 && io_ != nullptr && op->requestId >= io_->windowBase) {
+    io_->writeDone[op->requestId - io_->windowBase] = true;
+    while (!io_->writeDone.empty() && io_->writeDone.front()) {
+      io_->writeDone.pop_front();
+      io_->windowBase++;
+    }
+  }
   auto fn = std::move(op->done);
   op.reset();
   if (fn) fn(std::move(result));

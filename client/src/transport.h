@@ -87,7 +87,6 @@ class Transport {
 
   ClientOptions options_;
   uint64_t clientId_;
-  std::atomic<uint64_t> nextRequestId_{1};
   std::atomic<uint64_t> nextTrace_{1};
 
   std::mutex inboxMutex_;

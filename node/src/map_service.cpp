@@ -6,8 +6,6 @@
 namespace shoal::node {
 namespace {
 
-constexpr size_t DEDUPE_CAPACITY = 200'000;         // remembered write results per member
-constexpr int64_t DEDUPE_WINDOW_MS = 5 * 60 * 1000;  // how long a retry is recognised
 constexpr size_t MAX_MAP_NAME_BYTES = 256;
 
 std::string_view viewOf(capnp::Data::Reader d) {
@@ -57,14 +55,6 @@ bool isWrite(wire::MapOp::Which which) {
 }
 
 }  // namespace
-
-struct MapService::CachedResult {
-  wire::OpResult::Which which;
-  std::string value;
-  bool flag = false;
-  uint64_t count = 0;
-  wire::ErrorCode code = wire::ErrorCode::INTERNAL;
-};
 
 MapService::MapService(const NodeOptions& options, const Clock& clock,
                        std::function<void(std::function<void()>)> postEvent)
@@ -127,50 +117,8 @@ void MapService::closeListeners(const std::string& reason) {
 size_t MapService::sweepExpired(size_t budgetPerMap) {
   size_t n = 0;
   for (auto& [_, m] : maps_) n += m->sweepExpired(budgetPerMap);
-  auto now = clock_.nowMs();
-  while (!dedupeOrder_.empty() && now - dedupeOrder_.front().second > DEDUPE_WINDOW_MS) {
-    dedupe_.erase(dedupeOrder_.front().first);
-    dedupeOrder_.pop_front();
-  }
+  dedupe_.expireIdle(clock_.nowMs());
   return n;
-}
-
-bool MapService::replayIfDuplicate(const DedupeKey& key, wire::OpResult::Builder result) {
-  auto it = dedupe_.find(key);
-  if (it == dedupe_.end()) return false;
-  auto& c = *it->second;
-  switch (c.which) {
-    case wire::OpResult::VALUE: result.setValue(bytesOf(c.value)); break;
-    case wire::OpResult::ABSENT: result.setAbsent(); break;
-    case wire::OpResult::FLAG: result.setFlag(c.flag); break;
-    case wire::OpResult::COUNT: result.setCount(c.count); break;
-    case wire::OpResult::DONE: result.setDone(); break;
-    case wire::OpResult::FAILURE: fail(result, c.code, c.value); break;
-    case wire::OpResult::ENTRY: result.setDone(); break;  // writes never return entries
-  }
-  return true;
-}
-
-void MapService::remember(const DedupeKey& key, wire::OpResult::Reader result) {
-  auto c = std::make_unique<CachedResult>();
-  c->which = result.which();
-  switch (c->which) {
-    case wire::OpResult::VALUE: c->value = std::string(viewOf(result.getValue())); break;
-    case wire::OpResult::FLAG: c->flag = result.getFlag(); break;
-    case wire::OpResult::COUNT: c->count = result.getCount(); break;
-    case wire::OpResult::FAILURE:
-      c->code = result.getFailure().getCode();
-      c->value = result.getFailure().getMessage();
-      break;
-    default: break;
-  }
-  if (dedupe_.emplace(key, std::move(c)).second) {
-    dedupeOrder_.emplace_back(key, clock_.nowMs());
-    if (dedupeOrder_.size() > DEDUPE_CAPACITY) {
-      dedupe_.erase(dedupeOrder_.front().first);
-      dedupeOrder_.pop_front();
-    }
-  }
 }
 
 void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result,
@@ -194,10 +142,10 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     return;
   }
   bool write = isWrite(which);
-  DedupeKey dedupeKey{clientId, op.getRequestId()};
-  bool dedupe = write && clientId != 0 && dedupeKey.requestId != 0;
-  if (dedupe && replayIfDuplicate(dedupeKey, result)) {
-    memberLog().debug("[trace {}] replayed result of retried request {}", traceId, dedupeKey.requestId);
+  auto requestId = op.getRequestId();
+  bool dedupe = write && clientId != 0 && requestId != 0;
+  if (dedupe && dedupe_.replay(clientId, requestId, result)) {
+    memberLog().debug("[trace {}] replayed result of retried request {}", traceId, requestId);
     return;
   }
 
@@ -257,7 +205,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       }
       break;
   }
-  if (dedupe) remember(dedupeKey, result.asReader());
+  if (dedupe) dedupe_.remember(clientId, requestId, result.asReader());
 }
 
 void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,

@@ -14,6 +14,7 @@
 
 #include "listener_hub.h"
 #include "record_store.h"
+#include "write_dedupe.h"
 #include "shoal/node/options.h"
 #include "shoal/partition/partitioner.h"
 #include "shoal/proto/shoal.capnp.h"
@@ -26,6 +27,8 @@ class MapService {
              std::function<void(std::function<void()>)> postEvent);
   ~MapService();
 
+  // Called once per batch before its operations: the client's lowest write still pending.
+  void beginBatch(uint64_t clientId, uint64_t lowestPending) { dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs()); }
   // Applies one operation; never throws for bad input (a failure result names the limit).
   void apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result,
              const char* traceId);
@@ -44,19 +47,8 @@ class MapService {
   const Limits& limits() const { return options_.limits; }
 
  private:
-  struct CachedResult;
-  struct DedupeKey {
-    uint64_t clientId, requestId;
-    bool operator==(const DedupeKey&) const = default;
-  };
-  struct DedupeHash {
-    size_t operator()(const DedupeKey& k) const { return k.clientId * 0x9e3779b97f4a7c15ull ^ k.requestId; }
-  };
-
   void applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,
                   wire::OpResult::Builder result);
-  bool replayIfDuplicate(const DedupeKey& key, wire::OpResult::Builder result);
-  void remember(const DedupeKey& key, wire::OpResult::Reader result);
   MapConfig configFor(const std::string& name) const;
 
   const NodeOptions& options_;
@@ -65,8 +57,7 @@ class MapService {
   partition::Partitioner partitioner_;
   std::unordered_map<std::string, std::unique_ptr<MapRecords>> maps_;
   std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
-  std::unordered_map<DedupeKey, std::unique_ptr<CachedResult>, DedupeHash> dedupe_;
-  std::deque<std::pair<DedupeKey, int64_t>> dedupeOrder_;  // insertion order, for expiry
+  WriteDedupe dedupe_;
 };
 
 }  // namespace shoal::node

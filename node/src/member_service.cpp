@@ -76,6 +76,7 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
   }
   auto results = context.getResults().initResults(ops.size());
   auto clientId = batch.getClientId();
+  maps_.beginBatch(clientId, batch.getLowestPending());
   for (uint32_t i = 0; i < ops.size(); ++i) maps_.apply(ops[i], clientId, results[i], traceId.cStr());
   return kj::READY_NOW;
 }
