@@ -207,7 +207,7 @@ void Runtime::shardMain() {
     resp::ParserLimits limits;
     limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
     limits.maxQueryBytes = options_.limits.maxMessageBytes;
-    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), maps, options_.respMap, clock, respAddress, limits);
+    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock, respAddress, limits);
     respAddress_ = respAddress;
     memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress, options_.respMap);
   }

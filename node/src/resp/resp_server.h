@@ -7,6 +7,7 @@
 #include <string>
 
 #include <kj/async-io.h>
+#include <kj/async-unix.h>
 
 #include "resp_commands.h"
 
@@ -14,8 +15,8 @@ namespace shoal::node::resp {
 
 class Server : private kj::TaskSet::ErrorHandler {
  public:
-  Server(kj::Own<kj::ConnectionReceiver> receiver, MapService& maps, std::string mapName, const Clock& clock,
-         std::string address, ParserLimits limits);
+  Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
+         std::string mapName, const Clock& clock, std::string address, ParserLimits limits);
   ~Server();
   const std::string& address() const { return address_; }
 
@@ -25,6 +26,7 @@ class Server : private kj::TaskSet::ErrorHandler {
   void taskFailed(kj::Exception&& exception) override;
 
   kj::Own<kj::ConnectionReceiver> receiver_;
+  kj::UnixEventPort& eventPort_;
   ServerStats stats_;
   Commands commands_;
   std::string address_;
