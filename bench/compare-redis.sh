@@ -12,6 +12,7 @@
 #      --load); Redis used_memory delta per key vs. the member's own map byte count per entry
 #      (client->maps()), plus both processes' RSS deltas for honesty. Target: shoal <= 1.0x Redis.
 #
+#   3. RESP: redis-benchmark against redis-server and shoald --resp, without and with -P 16.
 # Environment: BUILD_DIR (default build, relative to the repository root), REQUESTS (default
 # 200000), KEYSPACE (100000), CALLERS (50), VALUE_SIZE (100), KEYS (1000000), ROUNDS (3),
 # SEED (shoal-bench key chooser seed; default random, always printed), NICE (run every process
@@ -100,17 +101,19 @@ start_redis() {
 
 stop_redis() { stop_pid "$REDIS_PID"; }
 
-# Starts shoald on a free port; sets SHOALD_PID and SHOALD_ADDR.
+# Starts shoald on a free port (extra arguments go to shoald); sets SHOALD_PID, SHOALD_ADDR and,
+# with --resp, SHOALD_RESP_PORT.
 start_shoald() {
   local port log
   port="$(free_port)"
   log="$WORK/shoald-$port.log"
-  "${RUN[@]}" "$SHOALD" --listen "127.0.0.1:$port" --log-level warn >"$log" 2>&1 &
+  "${RUN[@]}" "$SHOALD" --listen "127.0.0.1:$port" --log-level warn "$@" >"$log" 2>&1 &
   SHOALD_PID=$!
   PIDS+=("$SHOALD_PID")
   for _ in $(seq 1 100); do
     if grep -q "ready on" "$log"; then
-      SHOALD_ADDR="$(sed -n 's/.* ready on //p' "$log" | head -1)"
+      SHOALD_ADDR="$(sed -n 's/.* ready on \([^ ]*\).*/\1/p' "$log" | head -1)"
+      SHOALD_RESP_PORT="$(sed -n 's/.* resp [^ ]*:\([0-9]*\).*/\1/p' "$log" | head -1)"
       return
     fi
     kill -0 "$SHOALD_PID" 2>/dev/null || die "shoald exited: $(tail -3 "$log")"
@@ -217,3 +220,31 @@ printf "%-44s %14s\n" "shoald RSS delta" "$shoal_rss_bpe"
 echo "memory ratio shoal map bytes / redis used_memory: $(ratio "$shoal_bpe" "$redis_bpe")x  (target <= 1.0)"
 echo "memory ratio shoald RSS / redis RSS (deltas):      $(ratio "$shoal_rss_bpe" "$redis_rss_bpe")x"
 echo "(shoal loaded at $(fmt "$load_rps") SET/s with 1000 callers)"
+
+# ---------------------------------------------------------------------------------------------
+# 3. RESP gateway: redis-benchmark against redis-server and against shoald --resp, the same
+# workload, without pipelining and with -P 16. Targets: >= 1.0x both.
+echo
+echo "RESP: redis-benchmark -t set,get -c $CALLERS -n $REQUESTS -d $VALUE_SIZE -r $KEYSPACE, $ROUNDS rounds, against each server"
+start_redis
+start_shoald --resp 127.0.0.1:0
+[[ -n "$SHOALD_RESP_PORT" ]] || die "shoald did not report its RESP port"
+resp_rps() {  # port pipeline -> mean of SET and GET ops/s
+  "${RUN[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CALLERS" -n "$2" -d "$VALUE_SIZE" \
+    -r "$KEYSPACE" -P "$3" -q --csv | awk -F'","' '/^"(SET|GET)"/ {s += $2; n++} END {if (n == 2) print s / 2}'
+}
+: >"$WORK/resp1" ; : >"$WORK/resp16"
+printf "%-6s %14s %14s %7s | %14s %14s %7s\n" round "redis avg/s" "shoal avg/s" ratio "redis -P16/s" "shoal -P16/s" ratio
+for round in $(seq 1 "$ROUNDS"); do
+  r1="$(resp_rps "$REDIS_PORT" "$REQUESTS" 1)"; s1="$(resp_rps "$SHOALD_RESP_PORT" "$REQUESTS" 1)"
+  r16="$(resp_rps "$REDIS_PORT" $((REQUESTS * 5)) 16)"; s16="$(resp_rps "$SHOALD_RESP_PORT" $((REQUESTS * 5)) 16)"
+  [[ -n "$r1" && -n "$s1" && -n "$r16" && -n "$s16" ]] || die "could not read redis-benchmark output"
+  printf "%-6s %14s %14s %7s | %14s %14s %7s\n" "$round" "$(fmt "$r1")" "$(fmt "$s1")" "$(ratio "$s1" "$r1")" \
+    "$(fmt "$r16")" "$(fmt "$s16")" "$(ratio "$s16" "$r16")"
+  ratio "$s1" "$r1" >>"$WORK/resp1"; echo >>"$WORK/resp1"
+  ratio "$s16" "$r16" >>"$WORK/resp16"; echo >>"$WORK/resp16"
+done
+stop_shoald
+stop_redis
+echo "RESP ratio shoald / redis-server, no pipelining (median): $(grep . "$WORK/resp1" | median)x  (target >= 1.0)"
+echo "RESP ratio shoald / redis-server, -P 16 (median):         $(grep . "$WORK/resp16" | median)x  (target >= 1.0)"
