@@ -7,8 +7,8 @@ namespace shoal {
 namespace {
 
 MemberInfo memberOf(wire::MemberInfo::Reader m) {
-  return MemberInfo{m.getName(), m.getAddress(), m.getState(), m.getVersion(), m.getUptimeMs(),
-                    m.getPartitionsOwned()};
+  return MemberInfo{m.getName(),    m.getAddress(),  m.getState(),
+                    m.getVersion(), m.getUptimeMs(), m.getPartitionsOwned()};
 }
 
 std::string joined(const std::vector<std::string>& items) {
@@ -46,14 +46,19 @@ std::unique_ptr<Client> Client::connect(const ClientOptions& options) {
         [](wire::Member::Client& member) { return member.pingRequest().send().ignoreResult(); },
         options.connectTimeout);
   } catch (const Error& e) {
-    throw Error(ErrorCode::UNAVAILABLE, "no member reachable at " + joined(options.servers) + ": " + e.what());
+    throw Error(ErrorCode::UNAVAILABLE,
+                "no member reachable at " + joined(options.servers) + ": " + e.what());
   }
   return client;
 }
 
-Client::~Client() { close(); }
+Client::~Client() {
+  close();
+}
 
-void Client::close() { transport_->close(); }
+void Client::close() {
+  transport_->close();
+}
 
 RawMap Client::rawMap(std::string_view name) {
   if (name.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "map name is empty");
@@ -75,10 +80,11 @@ std::vector<MapInfo> Client::maps() {
   std::vector<MapInfo> out;
   transport_->call(
       [&out](wire::Member::Client& member) {
-        return member.listMapsRequest().send().then([&out](capnp::Response<wire::Member::ListMapsResults>&& r) {
-          out.clear();
-          for (auto m : r.getMaps()) out.push_back(MapInfo{m.getName(), m.getEntries(), m.getBytes()});
-        });
+        return member.listMapsRequest().send().then(
+            [&out](capnp::Response<wire::Member::ListMapsResults>&& r) {
+              out.clear();
+              for (auto m : r.getMaps()) out.push_back(MapInfo{m.getName(), m.getEntries(), m.getBytes()});
+            });
       },
       transport_->options().requestTimeout);
   return out;

@@ -13,8 +13,22 @@
 namespace shoal::client {
 
 enum class OpKind {
-  GET, GET_ENTRY, CONTAINS_KEY, PUT, SET, PUT_IF_ABSENT, REPLACE, REPLACE_IF_VALUE,
-  REPLACE_IF_VERSION, REMOVE, DELETE, REMOVE_IF_VALUE, REMOVE_IF_VERSION, SIZE, CLEAR, SET_TTL,
+  GET,
+  GET_ENTRY,
+  CONTAINS_KEY,
+  PUT,
+  SET,
+  PUT_IF_ABSENT,
+  REPLACE,
+  REPLACE_IF_VALUE,
+  REPLACE_IF_VERSION,
+  REMOVE,
+  DELETE,
+  REMOVE_IF_VALUE,
+  REMOVE_IF_VERSION,
+  SIZE,
+  CLEAR,
+  SET_TTL,
 };
 
 struct Outcome {
@@ -32,12 +46,12 @@ struct Operation {
   std::string map;
   std::string key;
   std::string value;
-  std::string expected;     // REPLACE_IF_VALUE / REMOVE_IF_VALUE
-  uint64_t version = 0;     // *_IF_VERSION
-  int64_t ttlMs = -1;       // writes: -1 map default; SET_TTL: the new TTL
+  std::string expected;  // REPLACE_IF_VALUE / REMOVE_IF_VALUE
+  uint64_t version = 0;  // *_IF_VERSION
+  int64_t ttlMs = -1;    // writes: -1 map default; SET_TTL: the new TTL
   int64_t maxIdleMs = -1;
   std::string traceId;
-  uint64_t requestId = 0;   // set by the transport for writes
+  uint64_t requestId = 0;  // set by the transport for writes
   Clock::time_point deadline;
   std::chrono::milliseconds timeout{0};
   uint32_t attempts = 0;

@@ -8,8 +8,8 @@
 namespace shoal {
 namespace {
 
-using client::OpKind;
 using client::Operation;
+using client::OpKind;
 using client::Outcome;
 
 std::optional<std::string> valueOf(Outcome&& o) {
@@ -63,7 +63,10 @@ struct Submitter {
 };
 }  // namespace
 
-#define SUBMITTER Submitter{*transport_, name_, traceId_, timeout_}
+#define SUBMITTER                          \
+  Submitter {                              \
+    *transport_, name_, traceId_, timeout_ \
+  }
 
 std::optional<std::string> RawMap::get(std::string_view key) const {
   return valueOf(SUBMITTER.run(SUBMITTER.make(OpKind::GET, key)));
@@ -79,7 +82,8 @@ bool RawMap::containsKey(std::string_view key) const {
   return SUBMITTER.run(SUBMITTER.make(OpKind::CONTAINS_KEY, key)).flag;
 }
 
-std::optional<std::string> RawMap::put(std::string_view key, std::string_view value, const WriteOptions& o) const {
+std::optional<std::string> RawMap::put(std::string_view key, std::string_view value,
+                                       const WriteOptions& o) const {
   auto op = SUBMITTER.make(OpKind::PUT, key);
   Submitter::withWrite(*op, value, o);
   return valueOf(SUBMITTER.run(std::move(op)));
@@ -98,7 +102,8 @@ std::optional<std::string> RawMap::putIfAbsent(std::string_view key, std::string
   return valueOf(SUBMITTER.run(std::move(op)));
 }
 
-std::optional<std::string> RawMap::replace(std::string_view key, std::string_view value, const WriteOptions& o) const {
+std::optional<std::string> RawMap::replace(std::string_view key, std::string_view value,
+                                           const WriteOptions& o) const {
   auto op = SUBMITTER.make(OpKind::REPLACE, key);
   Submitter::withWrite(*op, value, o);
   return valueOf(SUBMITTER.run(std::move(op)));
@@ -124,7 +129,9 @@ std::optional<std::string> RawMap::remove(std::string_view key) const {
   return valueOf(SUBMITTER.run(SUBMITTER.make(OpKind::REMOVE, key)));
 }
 
-bool RawMap::erase(std::string_view key) const { return SUBMITTER.run(SUBMITTER.make(OpKind::DELETE, key)).flag; }
+bool RawMap::erase(std::string_view key) const {
+  return SUBMITTER.run(SUBMITTER.make(OpKind::DELETE, key)).flag;
+}
 
 bool RawMap::removeIfEqual(std::string_view key, std::string_view expected) const {
   auto op = SUBMITTER.make(OpKind::REMOVE_IF_VALUE, key);
@@ -144,8 +151,12 @@ bool RawMap::setTtl(std::string_view key, std::chrono::milliseconds ttl) const {
   return SUBMITTER.run(std::move(op)).flag;
 }
 
-uint64_t RawMap::size() const { return SUBMITTER.run(SUBMITTER.make(OpKind::SIZE, "")).count; }
-uint64_t RawMap::clear() const { return SUBMITTER.run(SUBMITTER.make(OpKind::CLEAR, "")).count; }
+uint64_t RawMap::size() const {
+  return SUBMITTER.run(SUBMITTER.make(OpKind::SIZE, "")).count;
+}
+uint64_t RawMap::clear() const {
+  return SUBMITTER.run(SUBMITTER.make(OpKind::CLEAR, "")).count;
+}
 
 std::vector<std::pair<std::string, std::string>> RawMap::getAll(const std::vector<std::string>& keys) const {
   transport_->requireNotIoThread("getAll");
@@ -159,14 +170,16 @@ std::vector<std::pair<std::string, std::string>> RawMap::getAll(const std::vecto
   return out;
 }
 
-void RawMap::putAll(const std::vector<std::pair<std::string, std::string>>& entries, const WriteOptions& o) const {
+void RawMap::putAll(const std::vector<std::pair<std::string, std::string>>& entries,
+                    const WriteOptions& o) const {
   transport_->requireNotIoThread("putAll");
   std::vector<std::future<Result<bool>>> futures;
   futures.reserve(entries.size());
   for (auto& [k, v] : entries) {
     auto promise = std::make_shared<std::promise<Result<bool>>>();
     futures.push_back(promise->get_future());
-    setAsync(k, v, [promise](Result<bool> r) { promise->set_value(std::move(r)); }, o);
+    setAsync(
+        k, v, [promise](Result<bool> r) { promise->set_value(std::move(r)); }, o);
   }
   std::optional<Error> firstError;
   for (auto& f : futures) {
@@ -191,8 +204,9 @@ ScanPage RawMap::scan(uint64_t cursor, uint32_t limit, bool withValues) const {
         return request.send().then([&page](capnp::Response<wire::Member::ScanResults>&& response) {
           page.entries.clear();
           for (auto e : response.getEntries()) {
-            page.entries.emplace_back(std::string(reinterpret_cast<const char*>(e.getKey().begin()), e.getKey().size()),
-                                      std::string(reinterpret_cast<const char*>(e.getValue().begin()), e.getValue().size()));
+            page.entries.emplace_back(
+                std::string(reinterpret_cast<const char*>(e.getKey().begin()), e.getKey().size()),
+                std::string(reinterpret_cast<const char*>(e.getValue().begin()), e.getValue().size()));
           }
           page.cursor = response.getCursor();
         });
@@ -212,7 +226,8 @@ void RawMap::putAsync(std::string_view key, std::string_view value, Callback<std
   SUBMITTER.async<std::optional<std::string>>(std::move(op), std::move(done), valueOf);
 }
 
-void RawMap::setAsync(std::string_view key, std::string_view value, Callback<bool> done, const WriteOptions& o) const {
+void RawMap::setAsync(std::string_view key, std::string_view value, Callback<bool> done,
+                      const WriteOptions& o) const {
   auto op = SUBMITTER.make(OpKind::SET, key);
   Submitter::withWrite(*op, value, o);
   SUBMITTER.async<bool>(std::move(op), std::move(done), [](Outcome&&) { return true; });
@@ -239,13 +254,16 @@ std::future<std::optional<std::string>> RawMap::putFuture(std::string_view key, 
                                                           const WriteOptions& o) const {
   auto promise = std::make_shared<std::promise<std::optional<std::string>>>();
   auto future = promise->get_future();
-  putAsync(key, value, [promise](Result<std::optional<std::string>> r) {
-    if (r.ok()) {
-      promise->set_value(std::move(r).value());
-    } else {
-      promise->set_exception(std::make_exception_ptr(r.error()));
-    }
-  }, o);
+  putAsync(
+      key, value,
+      [promise](Result<std::optional<std::string>> r) {
+        if (r.ok()) {
+          promise->set_value(std::move(r).value());
+        } else {
+          promise->set_exception(std::make_exception_ptr(r.error()));
+        }
+      },
+      o);
   return future;
 }
 
@@ -253,7 +271,9 @@ ListenerId RawMap::addListener(EntryListener listener, bool includeValues) const
   return transport_->addListener(name_, std::move(listener), includeValues);
 }
 
-void RawMap::removeListener(ListenerId id) const { transport_->removeListener(id); }
+void RawMap::removeListener(ListenerId id) const {
+  transport_->removeListener(id);
+}
 
 RawMap RawMap::withTraceId(std::string traceId) const {
   RawMap copy = *this;

@@ -1,12 +1,12 @@
 // The client's I/O thread: connections, auto-batching, deadlines, retries; see transport.h.
 #include "transport.h"
 
-#include <random>
-
-#include <boost/asio/post.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
+
+#include <boost/asio/post.hpp>
+#include <random>
 
 #include "circuit_breaker.h"
 #include "shoal/wire_error_code.h"
@@ -40,13 +40,27 @@ void fillOp(wire::MapOp::Builder out, const Operation& op) {
   out.setRequestId(op.requestId);
   if (!op.traceId.empty()) out.setTraceId(op.traceId);
   switch (op.kind) {
-    case OpKind::GET: out.setGet(); break;
-    case OpKind::GET_ENTRY: out.setGetEntry(); break;
-    case OpKind::CONTAINS_KEY: out.setContainsKey(); break;
-    case OpKind::PUT: fillWrite(out.initPut(), op); break;
-    case OpKind::SET: fillWrite(out.initSet(), op); break;
-    case OpKind::PUT_IF_ABSENT: fillWrite(out.initPutIfAbsent(), op); break;
-    case OpKind::REPLACE: fillWrite(out.initReplace(), op); break;
+    case OpKind::GET:
+      out.setGet();
+      break;
+    case OpKind::GET_ENTRY:
+      out.setGetEntry();
+      break;
+    case OpKind::CONTAINS_KEY:
+      out.setContainsKey();
+      break;
+    case OpKind::PUT:
+      fillWrite(out.initPut(), op);
+      break;
+    case OpKind::SET:
+      fillWrite(out.initSet(), op);
+      break;
+    case OpKind::PUT_IF_ABSENT:
+      fillWrite(out.initPutIfAbsent(), op);
+      break;
+    case OpKind::REPLACE:
+      fillWrite(out.initReplace(), op);
+      break;
     case OpKind::REPLACE_IF_VALUE: {
       auto c = out.initReplaceIfValue();
       c.setExpected(bytesOf(op.expected));
@@ -59,24 +73,51 @@ void fillOp(wire::MapOp::Builder out, const Operation& op) {
       fillWrite(c.initWrite(), op);
       break;
     }
-    case OpKind::REMOVE: out.setRemove(); break;
-    case OpKind::DELETE: out.setDelete(); break;
-    case OpKind::REMOVE_IF_VALUE: out.setRemoveIfValue(bytesOf(op.expected)); break;
-    case OpKind::REMOVE_IF_VERSION: out.setRemoveIfVersion(op.version); break;
-    case OpKind::SIZE: out.setSize(); break;
-    case OpKind::CLEAR: out.setClear(); break;
-    case OpKind::SET_TTL: out.setSetTtl(op.ttlMs); break;
+    case OpKind::REMOVE:
+      out.setRemove();
+      break;
+    case OpKind::DELETE:
+      out.setDelete();
+      break;
+    case OpKind::REMOVE_IF_VALUE:
+      out.setRemoveIfValue(bytesOf(op.expected));
+      break;
+    case OpKind::REMOVE_IF_VERSION:
+      out.setRemoveIfVersion(op.version);
+      break;
+    case OpKind::SIZE:
+      out.setSize();
+      break;
+    case OpKind::CLEAR:
+      out.setClear();
+      break;
+    case OpKind::SET_TTL:
+      out.setSetTtl(op.ttlMs);
+      break;
   }
 }
 
 Result<Outcome> outcomeOf(wire::OpResult::Reader r) {
   Outcome o;
   switch (r.which()) {
-    case wire::OpResult::VALUE: o.kind = Outcome::VALUE; o.value = stringOf(r.getValue()); break;
-    case wire::OpResult::ABSENT: o.kind = Outcome::ABSENT; break;
-    case wire::OpResult::FLAG: o.kind = Outcome::FLAG; o.flag = r.getFlag(); break;
-    case wire::OpResult::COUNT: o.kind = Outcome::COUNT; o.count = r.getCount(); break;
-    case wire::OpResult::DONE: o.kind = Outcome::DONE; break;
+    case wire::OpResult::VALUE:
+      o.kind = Outcome::VALUE;
+      o.value = stringOf(r.getValue());
+      break;
+    case wire::OpResult::ABSENT:
+      o.kind = Outcome::ABSENT;
+      break;
+    case wire::OpResult::FLAG:
+      o.kind = Outcome::FLAG;
+      o.flag = r.getFlag();
+      break;
+    case wire::OpResult::COUNT:
+      o.kind = Outcome::COUNT;
+      o.count = r.getCount();
+      break;
+    case wire::OpResult::DONE:
+      o.kind = Outcome::DONE;
+      break;
     case wire::OpResult::ENTRY: {
       auto e = r.getEntry();
       o.kind = Outcome::ENTRY;
@@ -142,7 +183,7 @@ struct Transport::Link {
   uint64_t generation = 0;  // +1 on every connect and disconnect; stale completions compare it
   std::vector<kj::Own<kj::PromiseFulfiller<wire::Member::Client>>> readyWaiters;
   std::string lastError;
-  uint32_t maxBatchOps = 1;     // learned from the member on connect, capped by the options
+  uint32_t maxBatchOps = 1;  // learned from the member on connect, capped by the options
   uint64_t maxBatchBytes = 1024;
 };
 
@@ -220,7 +261,9 @@ Transport::Transport(const ClientOptions& options) : options_(options), clientId
   started.get();
 }
 
-Transport::~Transport() { close(); }
+Transport::~Transport() {
+  close();
+}
 
 void Transport::close() {
   {
@@ -265,8 +308,9 @@ void Transport::ioMain(std::promise<void>& ready) {
 void Transport::requireNotIoThread(const char* what) const {
   if (std::this_thread::get_id() == ioThreadId_) {
     throw Error(ErrorCode::INVALID_ARGUMENT,
-                std::string(what) + " is a blocking call and was made from a callback on the client's "
-                "I/O thread, where it would deadlock; use the *Async form there");
+                std::string(what) +
+                    " is a blocking call and was made from a callback on the client's "
+                    "I/O thread, where it would deadlock; use the *Async form there");
   }
 }
 
@@ -311,7 +355,9 @@ void Transport::drainInbox() {
   pump(activeLink());
 }
 
-Transport::Link& Transport::activeLink() { return *io_->links[io_->active]; }
+Transport::Link& Transport::activeLink() {
+  return *io_->links[io_->active];
+}
 
 void Transport::route(std::unique_ptr<Operation> op) {
   if (isWrite(op->kind) && op->requestId == 0) {
@@ -322,10 +368,10 @@ void Transport::route(std::unique_ptr<Operation> op) {
   auto& link = activeLink();
   auto now = Clock::now();
   if (link.breaker.isOpen(now)) {
-    complete(op, Error(ErrorCode::UNAVAILABLE,
-                       "circuit open for member " + link.address + " after " +
-                           std::to_string(link.breaker.consecutiveFailures()) +
-                           " consecutive failures (" + link.lastError + "); failing fast, retry later"));
+    complete(op, Error(ErrorCode::UNAVAILABLE, "circuit open for member " + link.address + " after " +
+                                                   std::to_string(link.breaker.consecutiveFailures()) +
+                                                   " consecutive failures (" + link.lastError +
+                                                   "); failing fast, retry later"));
     return;
   }
   link.queue.push_back(std::move(op));
@@ -343,20 +389,22 @@ void Transport::connect(Link& link) {
   auto generation = ++link.generation;
   auto& timer = io_->context.provider->getTimer();
   auto timeoutMs = options_.connectTimeout.count();
-  io_->tasks.add(
-      io_->context.provider->getNetwork()
-          .parseAddress(link.address)
-          .then([](kj::Own<kj::NetworkAddress> address) { return address->connect().attach(kj::mv(address)); })
-          .exclusiveJoin(timer.afterDelay(timeoutMs * kj::MILLISECONDS).then([timeoutMs]() -> kj::Own<kj::AsyncIoStream> {
-            KJ_FAIL_REQUIRE("connect timed out", timeoutMs);
-          }))
-          .then(
-              [this, &link, generation](kj::Own<kj::AsyncIoStream> stream) {
-                if (link.generation == generation) onConnected(link, kj::mv(stream));
-              },
-              [this, &link, generation](kj::Exception&& e) {
-                if (link.generation == generation) onConnectFailed(link, e);
-              }));
+  io_->tasks.add(io_->context.provider->getNetwork()
+                     .parseAddress(link.address)
+                     .then([](kj::Own<kj::NetworkAddress> address) {
+                       return address->connect().attach(kj::mv(address));
+                     })
+                     .exclusiveJoin(timer.afterDelay(timeoutMs * kj::MILLISECONDS)
+                                        .then([timeoutMs]() -> kj::Own<kj::AsyncIoStream> {
+                                          KJ_FAIL_REQUIRE("connect timed out", timeoutMs);
+                                        }))
+                     .then(
+                         [this, &link, generation](kj::Own<kj::AsyncIoStream> stream) {
+                           if (link.generation == generation) onConnected(link, kj::mv(stream));
+                         },
+                         [this, &link, generation](kj::Exception&& e) {
+                           if (link.generation == generation) onConnectFailed(link, e);
+                         }));
 }
 
 void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
@@ -365,43 +413,46 @@ void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
   link.member = link.rpc->bootstrap().castAs<wire::Member>();
   // Learn the member's limits before sending batches, so no batch is too large for it.
   auto generation = link.generation;
-  io_->tasks.add(KJ_ASSERT_NONNULL(link.member)
-                     .pingRequest()
-                     .send()
-                     .then(
-                         [this, &link, generation](capnp::Response<wire::Member::PingResults>&& r) {
-                           if (link.generation != generation) return;
-                           auto m = r.getMember();
-                           link.maxBatchBytes = options_.maxBatchBytes;
-                           if (m.getMaxMessageBytes() > 0) {
-                             // Half the limit leaves room for framing and per-op overhead.
-                             link.maxBatchBytes = std::min<uint64_t>(link.maxBatchBytes, m.getMaxMessageBytes() / 2);
-                           }
-                           link.maxBatchOps = options_.maxBatchOps;
-                           if (m.getMaxBatchOps() > 0) link.maxBatchOps = std::min(link.maxBatchOps, m.getMaxBatchOps());
-                           onReady(link);
-                         },
-                         [this, &link, generation](kj::Exception&& e) {
-                           if (link.generation != generation) return;
-                           link.member = nullptr;
-                           io_->tasks.add(kj::evalLater([rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
-                             rpc = nullptr;
-                             stream = nullptr;
-                           }));
-                           onConnectFailed(link, e);
-                         })
-                     .exclusiveJoin(io_->context.provider->getTimer()
-                                        .afterDelay(options_.connectTimeout.count() * kj::MILLISECONDS)
-                                        .then([this, &link, generation]() {
-                                          if (link.generation != generation) return;
-                                          link.member = nullptr;
-                                          io_->tasks.add(kj::evalLater(
-                                              [rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
-                                                rpc = nullptr;
-                                                stream = nullptr;
-                                              }));
-                                          onConnectFailed(link, KJ_EXCEPTION(DISCONNECTED, "no reply to the first ping"));
-                                        })));
+  io_->tasks.add(
+      KJ_ASSERT_NONNULL(link.member)
+          .pingRequest()
+          .send()
+          .then(
+              [this, &link, generation](capnp::Response<wire::Member::PingResults>&& r) {
+                if (link.generation != generation) return;
+                auto m = r.getMember();
+                link.maxBatchBytes = options_.maxBatchBytes;
+                if (m.getMaxMessageBytes() > 0) {
+                  // Half the limit leaves room for framing and per-op overhead.
+                  link.maxBatchBytes = std::min<uint64_t>(link.maxBatchBytes, m.getMaxMessageBytes() / 2);
+                }
+                link.maxBatchOps = options_.maxBatchOps;
+                if (m.getMaxBatchOps() > 0) link.maxBatchOps = std::min(link.maxBatchOps, m.getMaxBatchOps());
+                onReady(link);
+              },
+              [this, &link, generation](kj::Exception&& e) {
+                if (link.generation != generation) return;
+                link.member = nullptr;
+                io_->tasks.add(
+                    kj::evalLater([rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
+                      rpc = nullptr;
+                      stream = nullptr;
+                    }));
+                onConnectFailed(link, e);
+              })
+          .exclusiveJoin(io_->context.provider->getTimer()
+                             .afterDelay(options_.connectTimeout.count() * kj::MILLISECONDS)
+                             .then([this, &link, generation]() {
+                               if (link.generation != generation) return;
+                               link.member = nullptr;
+                               io_->tasks.add(kj::evalLater(
+                                   [rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
+                                     rpc = nullptr;
+                                     stream = nullptr;
+                                   }));
+                               onConnectFailed(link,
+                                               KJ_EXCEPTION(DISCONNECTED, "no reply to the first ping"));
+                             })));
 }
 
 void Transport::onReady(Link& link) {
@@ -421,7 +472,8 @@ void Transport::onConnectFailed(Link& link, const kj::Exception& e) {
   link.breaker.recordFailure(Clock::now());
   // Waiting calls learn the cause now; they retry within their own deadline.
   for (auto& waiter : link.readyWaiters) {
-    waiter->reject(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(link.lastError.c_str())));
+    waiter->reject(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                 kj::str(link.lastError.c_str())));
   }
   link.readyWaiters.clear();
   // With several servers, move on to the next one; queued operations follow.
@@ -470,19 +522,19 @@ void Transport::scheduleReconnect(Link& link) {
   if (!needed) return;
   link.reconnectScheduled = true;
   auto delay = backoff(link.reconnectAttempt++);
-  io_->tasks.add(io_->context.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, &link]() {
-    link.reconnectScheduled = false;
-    ensureConnected(link);
-    // Still refused by an open breaker: try again after another backoff period.
-    if (link.state == Link::State::IDLE) scheduleReconnect(link);
-  }));
+  io_->tasks.add(
+      io_->context.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, &link]() {
+        link.reconnectScheduled = false;
+        ensureConnected(link);
+        // Still refused by an open breaker: try again after another backoff period.
+        if (link.state == Link::State::IDLE) scheduleReconnect(link);
+      }));
 }
 
 void Transport::pump(Link& link) {
   if (link.state != Link::State::READY) return;
-  while (!link.queue.empty() &&
-         (link.inFlight == 0 ||
-          (link.queue.size() >= link.maxBatchOps && link.inFlight < options_.maxCallsInFlight))) {
+  while (!link.queue.empty() && (link.inFlight == 0 || (link.queue.size() >= link.maxBatchOps &&
+                                                        link.inFlight < options_.maxCallsInFlight))) {
     sendBatch(link);
   }
 }
@@ -527,8 +579,9 @@ void Transport::sendBatch(Link& link) {
                 onBatchDone(link, generation, *ops, response);
               },
               [this, &link, generation, ops](kj::Exception&& e) { onBatchFailed(link, generation, *ops, e); })
-          .exclusiveJoin(timer.afterDelay(std::max<int64_t>(remaining, 1) * kj::MILLISECONDS)
-                             .then([this, &link, generation, ops]() { onBatchTimedOut(link, generation, *ops); })));
+          .exclusiveJoin(
+              timer.afterDelay(std::max<int64_t>(remaining, 1) * kj::MILLISECONDS)
+                  .then([this, &link, generation, ops]() { onBatchTimedOut(link, generation, *ops); })));
 }
 
 void Transport::onBatchDone(Link& link, uint64_t generation, std::vector<std::unique_ptr<Operation>>& ops,
@@ -544,8 +597,8 @@ void Transport::onBatchDone(Link& link, uint64_t generation, std::vector<std::un
       continue;
     }
     auto outcome = outcomeOf(results[i]);
-    if (!outcome.ok() && outcome.error().code() == ErrorCode::OVERLOADED &&
-        Clock::now() < ops[i]->deadline && outcome.error().retriable()) {
+    if (!outcome.ok() && outcome.error().code() == ErrorCode::OVERLOADED && Clock::now() < ops[i]->deadline &&
+        outcome.error().retriable()) {
       retryLater(std::move(ops[i]), outcome.error());
       continue;
     }
@@ -573,7 +626,8 @@ void Transport::onBatchFailed(Link& link, uint64_t generation, std::vector<std::
   pump(link);
 }
 
-void Transport::onBatchTimedOut(Link& link, uint64_t generation, std::vector<std::unique_ptr<Operation>>& ops) {
+void Transport::onBatchTimedOut(Link& link, uint64_t generation,
+                                std::vector<std::unique_ptr<Operation>>& ops) {
   // No answer in time: the member may be stopped or wedged. Drop the connection and retry what
   // still has time left on a new one.
   Error timeout(ErrorCode::TIMEOUT, "no reply from member " + link.address + " in time");
@@ -588,8 +642,8 @@ void Transport::requeueFront(Link& link, std::vector<std::unique_ptr<Operation>>
     if (!op) continue;
     if (now >= op->deadline) {
       complete(op, Error(cause.code() == ErrorCode::TIMEOUT ? ErrorCode::TIMEOUT : ErrorCode::UNAVAILABLE,
-                         std::string(cause.what()) + "; gave up after " + std::to_string(op->timeout.count()) +
-                             " ms (requestTimeout)"));
+                         std::string(cause.what()) + "; gave up after " +
+                             std::to_string(op->timeout.count()) + " ms (requestTimeout)"));
       continue;
     }
     op->attempts++;
@@ -602,10 +656,11 @@ void Transport::requeueFront(Link& link, std::vector<std::unique_ptr<Operation>>
 void Transport::retryLater(std::unique_ptr<Operation> op, const Error& cause) {
   auto delay = backoff(op->attempts++);
   auto shared = std::make_shared<std::unique_ptr<Operation>>(std::move(op));
-  io_->tasks.add(io_->context.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, shared]() {
-    route(std::move(*shared));
-    pump(activeLink());
-  }));
+  io_->tasks.add(
+      io_->context.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, shared]() {
+        route(std::move(*shared));
+        pump(activeLink());
+      }));
 }
 
 void Transport::complete(std::unique_ptr<Operation>& op, Result<Outcome> result) {
@@ -628,7 +683,8 @@ void Transport::failAll(Link& link, const Error& error) {
     complete(op, error);
   }
   for (auto& waiter : link.readyWaiters) {
-    waiter->reject(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(error.what())));
+    waiter->reject(
+        kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(error.what())));
   }
   link.readyWaiters.clear();
 }
@@ -644,17 +700,16 @@ void Transport::tick() {
   auto now = Clock::now();
   for (auto& link : io_->links) {
     if (link->breaker.isOpen(now) && !link->queue.empty()) {
-      failAll(*link, Error(ErrorCode::UNAVAILABLE,
-                           "circuit open for member " + link->address + " (" + link->lastError +
-                               "); failing fast, retry later"));
+      failAll(*link, Error(ErrorCode::UNAVAILABLE, "circuit open for member " + link->address + " (" +
+                                                       link->lastError + "); failing fast, retry later"));
       continue;
     }
     for (auto it = link->queue.begin(); it != link->queue.end();) {
       if (now >= (*it)->deadline) {
-        complete(*it, Error(ErrorCode::TIMEOUT, "no reply from member " + link->address + " within " +
-                                                    std::to_string((*it)->timeout.count()) +
-                                                    " ms (requestTimeout)" +
-                                                    (link->lastError.empty() ? "" : "; last error: " + link->lastError)));
+        complete(*it, Error(ErrorCode::TIMEOUT,
+                            "no reply from member " + link->address + " within " +
+                                std::to_string((*it)->timeout.count()) + " ms (requestTimeout)" +
+                                (link->lastError.empty() ? "" : "; last error: " + link->lastError)));
         it = link->queue.erase(it);
       } else {
         ++it;
@@ -676,29 +731,33 @@ kj::Promise<void> Transport::callWithRetry(std::function<kj::Promise<void>(wire:
                                            Clock::time_point deadline) {
   auto& link = activeLink();
   if (link.breaker.isOpen(Clock::now())) {
-    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
-                         kj::str("circuit open for member ", link.address.c_str(), " (", link.lastError.c_str(), ")"));
+    return kj::Exception(
+        kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+        kj::str("circuit open for member ", link.address.c_str(), " (", link.lastError.c_str(), ")"));
   }
   auto generation = link.generation;
   return whenReady(link)
       .then([fn](wire::Member::Client member) mutable { return fn(member); })
-      .then([&link]() -> kj::Promise<void> {
-              link.breaker.recordSuccess();
-              return kj::READY_NOW;
-            },
-            [this, fn, deadline, &link, generation](kj::Exception&& e) -> kj::Promise<void> {
-              if (e.getType() != kj::Exception::Type::DISCONNECTED || Clock::now() >= deadline) return kj::mv(e);
-              link.lastError = e.getDescription().cStr();
-              if (link.generation == generation || link.state == Link::State::READY) {
-                disconnect(link, e.getDescription().cStr());
-              }
-              return io_->context.provider->getTimer()
-                  .afterDelay(backoff(link.reconnectAttempt).count() * kj::MILLISECONDS)
-                  .then([this, fn, deadline]() { return callWithRetry(fn, deadline); });
-            });
+      .then(
+          [&link]() -> kj::Promise<void> {
+            link.breaker.recordSuccess();
+            return kj::READY_NOW;
+          },
+          [this, fn, deadline, &link, generation](kj::Exception&& e) -> kj::Promise<void> {
+            if (e.getType() != kj::Exception::Type::DISCONNECTED || Clock::now() >= deadline)
+              return kj::mv(e);
+            link.lastError = e.getDescription().cStr();
+            if (link.generation == generation || link.state == Link::State::READY) {
+              disconnect(link, e.getDescription().cStr());
+            }
+            return io_->context.provider->getTimer()
+                .afterDelay(backoff(link.reconnectAttempt).count() * kj::MILLISECONDS)
+                .then([this, fn, deadline]() { return callWithRetry(fn, deadline); });
+          });
 }
 
-void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn, std::chrono::milliseconds timeout) {
+void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
+                     std::chrono::milliseconds timeout) {
   requireNotIoThread("this");
   if (timeout.count() <= 0) timeout = options_.requestTimeout;
   auto deadline = Clock::now() + timeout;
@@ -766,7 +825,8 @@ ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool
   return id;
 }
 
-void Transport::addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues, ListenerId* idOut) {
+void Transport::addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues,
+                                ListenerId* idOut) {
   auto& id = *idOut;
   call(
       [&](wire::Member::Client& member) -> kj::Promise<void> {

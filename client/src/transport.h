@@ -5,7 +5,10 @@
 // the circuit breaker live here too.
 #pragma once
 
+#include <kj/async-io.h>
+
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <deque>
 #include <functional>
 #include <future>
@@ -15,9 +18,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/thread_pool.hpp>
-#include <kj/async-io.h>
 
 #include "operation.h"
 #include "shoal/client/client.h"

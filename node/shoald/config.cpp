@@ -1,17 +1,17 @@
 // shoald's flags, environment and TOML config file; see config.h.
 #include "config.h"
 
+#include <toml++/toml.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <limits>
 #include <set>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <toml++/toml.h>
 
 #include "shoal/error.h"
 #include "shoal/version.h"
@@ -45,12 +45,13 @@ int64_t parseDurationMs(const std::string& text, const std::string& field) {
   }
   auto unit = text.substr(pos);
   int64_t scale = unit.empty() || unit == "ms" ? 1
-                : unit == "s" ? 1000
-                : unit == "m" ? 60'000
-                : unit == "h" ? 3'600'000
-                : unit == "d" ? 86'400'000
-                : -1;
-  if (scale < 0 || n < 0) throw ConfigError(field + ": '" + text + "' is not a duration (e.g. 500ms, 30s, 5m, 2h)");
+                  : unit == "s"                ? 1000
+                  : unit == "m"                ? 60'000
+                  : unit == "h"                ? 3'600'000
+                  : unit == "d"                ? 86'400'000
+                                               : -1;
+  if (scale < 0 || n < 0)
+    throw ConfigError(field + ": '" + text + "' is not a duration (e.g. 500ms, 30s, 5m, 2h)");
   return n * scale;
 }
 
@@ -92,16 +93,21 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
   static const std::set<std::string> KNOWN = {"max-entries", "max-bytes", "eviction", "default-ttl",
                                               "default-max-idle"};
   for (auto& [k, _] : t) {
-    if (!KNOWN.count(std::string(k.str()))) throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
+    if (!KNOWN.count(std::string(k.str())))
+      throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
   }
   readInt(t, "max-entries", prefix, &m->maxEntries);
   readInt(t, "max-bytes", prefix, &m->maxBytes);
   std::string eviction;
   readString(t, "eviction", prefix, &eviction);
-  if (eviction == "lru") m->eviction = Eviction::LRU;
-  else if (eviction == "lfu") m->eviction = Eviction::LFU;
-  else if (eviction == "none") m->eviction = Eviction::NONE;
-  else if (!eviction.empty()) throw ConfigError(prefix + "eviction: '" + eviction + "' is not lru, lfu or none");
+  if (eviction == "lru")
+    m->eviction = Eviction::LRU;
+  else if (eviction == "lfu")
+    m->eviction = Eviction::LFU;
+  else if (eviction == "none")
+    m->eviction = Eviction::NONE;
+  else if (!eviction.empty())
+    throw ConfigError(prefix + "eviction: '" + eviction + "' is not lru, lfu or none");
   readDuration(t, "default-ttl", prefix, &m->defaultTtlMs);
   readDuration(t, "default-max-idle", prefix, &m->defaultMaxIdleMs);
 }
@@ -120,11 +126,21 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     msg << "config file '" << path << "': " << e.description() << " at line " << e.source().begin.line;
     throw ConfigError(msg.str());
   }
-  static const std::set<std::string> KNOWN = {"name", "listen", "seeds", "data-dir", "partition-count",
-                                              "log-level", "expiry-sweep-interval", "limits", "resp", "resp-map",
-                                              "map-defaults", "maps"};
+  static const std::set<std::string> KNOWN = {"name",
+                                              "listen",
+                                              "seeds",
+                                              "data-dir",
+                                              "partition-count",
+                                              "log-level",
+                                              "expiry-sweep-interval",
+                                              "limits",
+                                              "resp",
+                                              "resp-map",
+                                              "map-defaults",
+                                              "maps"};
   for (auto& [k, _] : root) {
-    if (!KNOWN.count(std::string(k.str()))) throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
+    if (!KNOWN.count(std::string(k.str())))
+      throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
   }
   readString(root, "name", "", &o->name);
   readString(root, "listen", "", &o->listen);
@@ -147,10 +163,12 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   readDuration(root, "expiry-sweep-interval", "", &sweep);
   o->expirySweepIntervalMs = static_cast<uint32_t>(std::min<int64_t>(sweep, UINT32_MAX));
   if (auto limits = root["limits"].as_table()) {
-    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes", "max-value-bytes", "max-batch-ops",
-        "max-message-bytes", "max-scan-limit", "listener-buffer-events"};
+    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",  "max-value-bytes",
+                                                       "max-batch-ops",  "max-message-bytes",
+                                                       "max-scan-limit", "listener-buffer-events"};
     for (auto& [k, _] : *limits) {
-      if (!KNOWN_LIMITS.count(std::string(k.str()))) throw ConfigError("limits." + std::string(k.str()) + ": unknown option");
+      if (!KNOWN_LIMITS.count(std::string(k.str())))
+        throw ConfigError("limits." + std::string(k.str()) + ": unknown option");
     }
     readInt(*limits, "max-key-bytes", "limits.", &o->limits.maxKeyBytes);
     readInt(*limits, "max-value-bytes", "limits.", &o->limits.maxValueBytes);
@@ -183,8 +201,10 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
   app.add_option("--listen", listen, "RPC address HOST:PORT (default 127.0.0.1:5701; port 0 picks one)")
       ->envname("SHOAL_LISTEN");
   app.add_option("--seeds", seeds, "members to join, HOST:PORT,... (default none)")->envname("SHOAL_SEEDS");
-  app.add_option("--data-dir", dataDir, "data directory (default: none, in memory)")->envname("SHOAL_DATA_DIR");
-  app.add_option("--resp", resp, "Redis protocol (RESP) address HOST:PORT (default: off)")->envname("SHOAL_RESP");
+  app.add_option("--data-dir", dataDir, "data directory (default: none, in memory)")
+      ->envname("SHOAL_DATA_DIR");
+  app.add_option("--resp", resp, "Redis protocol (RESP) address HOST:PORT (default: off)")
+      ->envname("SHOAL_RESP");
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off (default info)")
       ->envname("SHOAL_LOG_LEVEL");
   try {

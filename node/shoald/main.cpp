@@ -1,10 +1,10 @@
 // shoald: a dedicated Shoal member. Reads flags, environment and an optional config file, starts
 // the member, and stops it gracefully on SIGTERM or SIGINT.
-#include <csignal>
-#include <cstdio>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
 
 #include "config.h"
 #include "shoal/node/node.h"

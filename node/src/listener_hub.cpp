@@ -16,11 +16,16 @@ struct OwnedEvent {
 
 wire::EventType toWire(EntryEventType type) {
   switch (type) {
-    case EntryEventType::ADDED: return wire::EventType::ADDED;
-    case EntryEventType::UPDATED: return wire::EventType::UPDATED;
-    case EntryEventType::REMOVED: return wire::EventType::REMOVED;
-    case EntryEventType::EXPIRED: return wire::EventType::EXPIRED;
-    case EntryEventType::EVICTED: return wire::EventType::EVICTED;
+    case EntryEventType::ADDED:
+      return wire::EventType::ADDED;
+    case EntryEventType::UPDATED:
+      return wire::EventType::UPDATED;
+    case EntryEventType::REMOVED:
+      return wire::EventType::REMOVED;
+    case EntryEventType::EXPIRED:
+      return wire::EventType::EXPIRED;
+    case EntryEventType::EVICTED:
+      return wire::EventType::EVICTED;
   }
   return wire::EventType::ADDED;
 }
@@ -71,7 +76,9 @@ void ListenerHub::remove(uint64_t id) {
 
 void ListenerHub::publish(const EntryEvent& event) {
   for (auto& [id, local] : locals_) {
-    shoal::EntryEvent copy{toPublic(event.type), mapName_, std::string(event.key),
+    shoal::EntryEvent copy{toPublic(event.type),
+                           mapName_,
+                           std::string(event.key),
                            local.includeValues ? std::string(event.value) : std::string(),
                            local.includeValues ? std::string(event.oldValue) : std::string(),
                            event.version};
@@ -90,8 +97,7 @@ void ListenerHub::publish(const EntryEvent& event) {
       continue;
     }
     remote->queue.push_back(OwnedEvent{
-        event.type, std::string(event.key),
-        remote->includeValues ? std::string(event.value) : std::string(),
+        event.type, std::string(event.key), remote->includeValues ? std::string(event.value) : std::string(),
         remote->includeValues ? std::string(event.oldValue) : std::string(), event.version});
     if (!remote->inFlight) pump(id);
   }

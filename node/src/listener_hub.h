@@ -3,14 +3,14 @@
 // in order on the member's event thread). Lives on the shard thread.
 #pragma once
 
+#include <kj/async.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-
-#include <kj/async.h>
 
 #include "record_store.h"
 #include "shoal/node/node.h"

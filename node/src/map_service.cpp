@@ -35,9 +35,12 @@ void setPrevious(wire::OpResult::Builder result, bool had, const std::string& pr
 
 EvictionPolicy policyOf(Eviction e) {
   switch (e) {
-    case Eviction::NONE: return EvictionPolicy::NONE;
-    case Eviction::LRU: return EvictionPolicy::LRU;
-    case Eviction::LFU: return EvictionPolicy::LFU;
+    case Eviction::NONE:
+      return EvictionPolicy::NONE;
+    case Eviction::LRU:
+      return EvictionPolicy::LRU;
+    case Eviction::LFU:
+      return EvictionPolicy::LFU;
   }
   return EvictionPolicy::LRU;
 }
@@ -201,7 +204,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       applyWrite(records(name), p, op, result);
       if (result.isFailure()) {
         memberLog().info("[trace {}] rejected write on map '{}': {}", traceId, name,
-                     result.getFailure().getMessage().cStr());
+                         result.getFailure().getMessage().cStr());
       }
       break;
   }
@@ -221,12 +224,14 @@ void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::Map
   };
   auto checkTimes = [&](wire::Write::Reader w) {
     if (w.getTtlMs() >= -1 && w.getMaxIdleMs() >= -1) return true;
-    fail(result, wire::ErrorCode::INVALID_ARGUMENT, "ttl and max-idle must be >= 0 (or -1 for the map default)");
+    fail(result, wire::ErrorCode::INVALID_ARGUMENT,
+         "ttl and max-idle must be >= 0 (or -1 for the map default)");
     return false;
   };
   auto full = [&]() {
     fail(result, wire::ErrorCode::OVERLOADED,
-         "map '" + map.name() + "' is full (max-entries / max-bytes with eviction none); remove entries or raise the limit");
+         "map '" + map.name() +
+             "' is full (max-entries / max-bytes with eviction none); remove entries or raise the limit");
   };
   std::string previous;
   switch (op.which()) {
@@ -235,14 +240,14 @@ void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::Map
     case wire::MapOp::PUT_IF_ABSENT:
     case wire::MapOp::REPLACE: {
       auto which = op.which();
-      auto w = which == wire::MapOp::PUT ? op.getPut()
-             : which == wire::MapOp::SET ? op.getSet()
-             : which == wire::MapOp::PUT_IF_ABSENT ? op.getPutIfAbsent()
-             : op.getReplace();
+      auto w = which == wire::MapOp::PUT             ? op.getPut()
+               : which == wire::MapOp::SET           ? op.getSet()
+               : which == wire::MapOp::PUT_IF_ABSENT ? op.getPutIfAbsent()
+                                                     : op.getReplace();
       if (!checkValue(w.getValue().size()) || !checkTimes(w)) return;
       auto mode = which == wire::MapOp::PUT_IF_ABSENT ? WriteMode::IF_ABSENT
-                : which == wire::MapOp::REPLACE ? WriteMode::IF_PRESENT
-                : WriteMode::ALWAYS;
+                  : which == wire::MapOp::REPLACE     ? WriteMode::IF_PRESENT
+                                                      : WriteMode::ALWAYS;
       auto r = map.write(p, key, specOf(w), mode, which == wire::MapOp::SET ? nullptr : &previous);
       if (r.rejectedFull) return full();
       if (which == wire::MapOp::SET) {
@@ -288,8 +293,7 @@ void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::Map
       result.setFlag(map.setTtl(p, key, op.getSetTtl()));
       return;
     default:
-      fail(result, wire::ErrorCode::INVALID_ARGUMENT,
-           "unknown operation (a newer client than this member?)");
+      fail(result, wire::ErrorCode::INVALID_ARGUMENT, "unknown operation (a newer client than this member?)");
       return;
   }
 }

@@ -14,10 +14,10 @@
 
 #include "listener_hub.h"
 #include "record_store.h"
-#include "write_dedupe.h"
 #include "shoal/node/options.h"
 #include "shoal/partition/partitioner.h"
 #include "shoal/proto/shoal.capnp.h"
+#include "write_dedupe.h"
 
 namespace shoal::node {
 
@@ -28,10 +28,11 @@ class MapService {
   ~MapService();
 
   // Called once per batch before its operations: the client's lowest write still pending.
-  void beginBatch(uint64_t clientId, uint64_t lowestPending) { dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs()); }
+  void beginBatch(uint64_t clientId, uint64_t lowestPending) {
+    dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs());
+  }
   // Applies one operation; never throws for bad input (a failure result names the limit).
-  void apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result,
-             const char* traceId);
+  void apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result, const char* traceId);
 
   MapRecords& records(const std::string& name);  // creates on first use
   MapRecords* findRecords(const std::string& name);

@@ -2,7 +2,6 @@
 #include "member_service.h"
 
 #include "member_log.h"
-
 #include "shoal/version.h"
 
 namespace shoal::node {
@@ -16,22 +15,38 @@ kj::Exception callFailure(const char* code, const std::string& message) {
 
 const char* opName(wire::MapOp::Which which) {
   switch (which) {
-    case wire::MapOp::GET: return "get";
-    case wire::MapOp::GET_ENTRY: return "getEntry";
-    case wire::MapOp::CONTAINS_KEY: return "containsKey";
-    case wire::MapOp::PUT: return "put";
-    case wire::MapOp::SET: return "set";
-    case wire::MapOp::PUT_IF_ABSENT: return "putIfAbsent";
-    case wire::MapOp::REPLACE: return "replace";
-    case wire::MapOp::REPLACE_IF_VALUE: return "replaceIfValue";
-    case wire::MapOp::REPLACE_IF_VERSION: return "replaceIfVersion";
-    case wire::MapOp::REMOVE: return "remove";
-    case wire::MapOp::DELETE: return "delete";
-    case wire::MapOp::REMOVE_IF_VALUE: return "removeIfValue";
-    case wire::MapOp::REMOVE_IF_VERSION: return "removeIfVersion";
-    case wire::MapOp::SIZE: return "size";
-    case wire::MapOp::CLEAR: return "clear";
-    case wire::MapOp::SET_TTL: return "setTtl";
+    case wire::MapOp::GET:
+      return "get";
+    case wire::MapOp::GET_ENTRY:
+      return "getEntry";
+    case wire::MapOp::CONTAINS_KEY:
+      return "containsKey";
+    case wire::MapOp::PUT:
+      return "put";
+    case wire::MapOp::SET:
+      return "set";
+    case wire::MapOp::PUT_IF_ABSENT:
+      return "putIfAbsent";
+    case wire::MapOp::REPLACE:
+      return "replace";
+    case wire::MapOp::REPLACE_IF_VALUE:
+      return "replaceIfValue";
+    case wire::MapOp::REPLACE_IF_VERSION:
+      return "replaceIfVersion";
+    case wire::MapOp::REMOVE:
+      return "remove";
+    case wire::MapOp::DELETE:
+      return "delete";
+    case wire::MapOp::REMOVE_IF_VALUE:
+      return "removeIfValue";
+    case wire::MapOp::REMOVE_IF_VERSION:
+      return "removeIfVersion";
+    case wire::MapOp::SIZE:
+      return "size";
+    case wire::MapOp::CLEAR:
+      return "clear";
+    case wire::MapOp::SET_TTL:
+      return "setTtl";
   }
   return "unknown";
 }
@@ -54,25 +69,28 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
                                         std::to_string(limits.maxBatchOps) + ")");
   }
   if (memberLog().should_log(spdlog::level::debug)) {
-    memberLog().debug("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(), batch.getClientId());
+    memberLog().debug("[trace {}] execute {} ops from client {:x}", traceId.cStr(), ops.size(),
+                      batch.getClientId());
     for (auto op : ops) {
       if (op.hasTraceId()) {
         memberLog().debug("[trace {}] {} on map '{}' (batch {})", op.getTraceId().cStr(), opName(op.which()),
-                      op.getMap().cStr(), traceId.cStr());
+                          op.getMap().cStr(), traceId.cStr());
       }
     }
   }
   // Size the whole request before applying anything, so an oversized batch is refused whole
   // (the connection reads with twice this budget, see runtime.cpp).
   uint64_t bytes = 0;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { bytes = batch.totalSize().wordCount * 8; })) {
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { bytes = batch.totalSize().wordCount * 8; })) {
     bytes = UINT64_MAX;
   }
   if (bytes > limits.maxMessageBytes) {
     memberLog().info("[trace {}] rejected a batch over limits.max-message-bytes", traceId.cStr());
-    return callFailure("too-large", "request of " + (bytes == UINT64_MAX ? std::string("unknown size") : std::to_string(bytes) + " bytes") +
-                                        " exceeds limits.max-message-bytes (" +
-                                        std::to_string(limits.maxMessageBytes) + ")");
+    return callFailure(
+        "too-large",
+        "request of " +
+            (bytes == UINT64_MAX ? std::string("unknown size") : std::to_string(bytes) + " bytes") +
+            " exceeds limits.max-message-bytes (" + std::to_string(limits.maxMessageBytes) + ")");
   }
   auto results = context.getResults().initResults(ops.size());
   auto clientId = batch.getClientId();

@@ -115,8 +115,8 @@ std::optional<std::string> MapHandle::replace(std::string_view key, std::string_
   return valueOrAbsent(call.run(*runtime_));
 }
 
-bool MapHandle::replaceIfEqual(std::string_view key, std::string_view expected,
-                               std::string_view value, const WriteOptions& options) const {
+bool MapHandle::replaceIfEqual(std::string_view key, std::string_view expected, std::string_view value,
+                               const WriteOptions& options) const {
   OneOp call(name_, key);
   auto c = call.op().initReplaceIfValue();
   c.setExpected(bytesOf(expected));
@@ -124,8 +124,8 @@ bool MapHandle::replaceIfEqual(std::string_view key, std::string_view expected,
   return call.run(*runtime_).getFlag();
 }
 
-bool MapHandle::replaceIfVersion(std::string_view key, uint64_t expectedVersion,
-                                 std::string_view value, const WriteOptions& options) const {
+bool MapHandle::replaceIfVersion(std::string_view key, uint64_t expectedVersion, std::string_view value,
+                                 const WriteOptions& options) const {
   OneOp call(name_, key);
   auto c = call.op().initReplaceIfVersion();
   c.setExpectedVersion(expectedVersion);
@@ -164,15 +164,14 @@ void MapHandle::clear() const {
 }
 
 uint64_t MapHandle::scan(uint64_t cursor, uint32_t limit,
-                         std::vector<std::pair<std::string, std::string>>* out,
-                         bool withValues) const {
+                         std::vector<std::pair<std::string, std::string>>* out, bool withValues) const {
   uint64_t next = 0;
   runtime_->runOnShard([&](node::MapService& maps) {
     auto* records = maps.findRecords(name_);
     if (!records) return;
     std::vector<node::MapRecords::ScanItem> items;
-    next = records->scan(cursor, std::max(1u, std::min(limit, maps.limits().maxScanLimit)),
-                         withValues, &items);
+    next =
+        records->scan(cursor, std::max(1u, std::min(limit, maps.limits().maxScanLimit)), withValues, &items);
     for (auto& item : items) out->emplace_back(std::move(item.key), std::move(item.value));
   });
   return next;
@@ -180,9 +179,8 @@ uint64_t MapHandle::scan(uint64_t cursor, uint32_t limit,
 
 ListenerId MapHandle::addListener(EntryListener listener, bool includeValues) const {
   ListenerId id = 0;
-  runtime_->runOnShard([&](node::MapService& maps) {
-    id = maps.hub(name_)->addLocal(std::move(listener), includeValues);
-  });
+  runtime_->runOnShard(
+      [&](node::MapService& maps) { id = maps.hub(name_)->addLocal(std::move(listener), includeValues); });
   return id;
 }
 
@@ -195,16 +193,24 @@ std::unique_ptr<Node> Node::start(const NodeOptions& options) {
 }
 
 Node::Node(std::unique_ptr<node::Runtime> runtime) : runtime_(std::move(runtime)) {}
-Node::~Node() { stop(); }
+Node::~Node() {
+  stop();
+}
 
 MapHandle Node::map(std::string_view name) {
   if (name.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "map name is empty");
   return MapHandle(*runtime_, std::string(name));
 }
 
-std::string Node::address() const { return runtime_->address(); }
-std::string Node::respAddress() const { return runtime_->respAddress(); }
-const NodeOptions& Node::options() const { return runtime_->options(); }
+std::string Node::address() const {
+  return runtime_->address();
+}
+std::string Node::respAddress() const {
+  return runtime_->respAddress();
+}
+const NodeOptions& Node::options() const {
+  return runtime_->options();
+}
 
 std::vector<std::string> Node::mapNames() const {
   std::vector<std::string> names;
@@ -214,6 +220,8 @@ std::vector<std::string> Node::mapNames() const {
   return names;
 }
 
-void Node::stop() { runtime_->stop(); }
+void Node::stop() {
+  runtime_->stop();
+}
 
 }  // namespace shoal

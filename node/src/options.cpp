@@ -1,8 +1,9 @@
 // NodeOptions::validate: one check per field, each error naming the field as the config file does.
+#include "shoal/node/options.h"
+
 #include <string>
 
 #include "shoal/error.h"
-#include "shoal/node/options.h"
 
 namespace shoal {
 namespace {
@@ -38,7 +39,8 @@ void NodeOptions::validate() const {
   static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool knownLevel = false;
   for (auto* l : LEVELS) knownLevel |= logLevel == l;
-  require(knownLevel, "log-level", "'" + logLevel + "' is not one of trace, debug, info, warn, error, critical, off");
+  require(knownLevel, "log-level",
+          "'" + logLevel + "' is not one of trace, debug, info, warn, error, critical, off");
   require(limits.maxKeyBytes >= 1 && limits.maxKeyBytes <= 16u << 20, "limits.max-key-bytes",
           "must be 1..16777216");
   require(limits.maxValueBytes <= 512u << 20, "limits.max-value-bytes", "must be <= 536870912");

@@ -41,18 +41,18 @@ class ManualClock final : public Clock {
 enum class EvictionPolicy { NONE, LRU, LFU };
 
 struct MapConfig {
-  uint64_t maxEntries = 0;          // entries of this map on this member; 0 = unbounded
-  uint64_t maxBytes = 0;            // entry memory of this map on this member; 0 = unbounded
+  uint64_t maxEntries = 0;                        // entries of this map on this member; 0 = unbounded
+  uint64_t maxBytes = 0;                          // entry memory of this map on this member; 0 = unbounded
   EvictionPolicy eviction = EvictionPolicy::LRU;  // used when a limit is set; NONE rejects writes
-  int64_t defaultTtlMs = 0;         // applied when a write says -1; 0 = never expires
-  int64_t defaultMaxIdleMs = 0;     // applied when a write says -1; 0 = none
-  uint32_t evictionSampleSize = 16; // entries sampled per eviction (Redis uses 5..10)
+  int64_t defaultTtlMs = 0;                       // applied when a write says -1; 0 = never expires
+  int64_t defaultMaxIdleMs = 0;                   // applied when a write says -1; 0 = none
+  uint32_t evictionSampleSize = 16;               // entries sampled per eviction (Redis uses 5..10)
 };
 
 enum class EntryEventType { ADDED, UPDATED, REMOVED, EXPIRED, EVICTED };
 
 struct EntryMeta {
-  uint64_t version = 0;          // 1 on creation, +1 on every write
+  uint64_t version = 0;  // 1 on creation, +1 on every write
   int64_t creationTimeMs = 0;
   int64_t updateTimeMs = 0;
   int64_t lastAccessTimeMs = 0;
@@ -85,16 +85,16 @@ struct WriteSpec {
 };
 
 enum class WriteMode {
-  ALWAYS,     // put / set
-  IF_ABSENT,  // putIfAbsent
-  IF_PRESENT, // replace
+  ALWAYS,      // put / set
+  IF_ABSENT,   // putIfAbsent
+  IF_PRESENT,  // replace
 };
 
 struct WriteResult {
   bool applied = false;
-  bool hadPrevious = false;  // an unexpired entry existed before
-  uint64_t version = 0;      // version after the write (or of the existing entry if not applied)
-  bool rejectedFull = false; // the map is full and its eviction policy is NONE
+  bool hadPrevious = false;   // an unexpired entry existed before
+  uint64_t version = 0;       // version after the write (or of the existing entry if not applied)
+  bool rejectedFull = false;  // the map is full and its eviction policy is NONE
 };
 
 class MapRecords {

@@ -2,18 +2,17 @@
 #include "runtime.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <future>
-
-#include <boost/asio/post.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/serialize-async.h>
 #include <kj/async-io.h>
-#include "member_log.h"
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <future>
 
 #include "map_service.h"
+#include "member_log.h"
 #include "member_service.h"
 #include "resp/resp_server.h"
 #include "shoal/error.h"
@@ -49,15 +48,17 @@ std::string peerOf(kj::AsyncIoStream& stream) {
 // stream itself is malformed (bad framing, too many segments, over the size limit).
 class LoggingMessageStream final : public capnp::MessageStream {
  public:
-  LoggingMessageStream(kj::AsyncIoStream& stream, std::string peer) : inner_(stream), peer_(std::move(peer)) {}
+  LoggingMessageStream(kj::AsyncIoStream& stream, std::string peer)
+      : inner_(stream), peer_(std::move(peer)) {}
 
-  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fdSpace,
-                                                                    capnp::ReaderOptions options,
-                                                                    kj::ArrayPtr<capnp::word> scratch) override {
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
+      kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
+      kj::ArrayPtr<capnp::word> scratch) override {
     return inner_.tryReadMessage(fdSpace, options, scratch)
         .catch_([this](kj::Exception&& e) -> kj::Maybe<capnp::MessageReaderAndFds> {
           if (e.getType() != kj::Exception::Type::DISCONNECTED) {
-            memberLog().warn("closing connection from {}: malformed stream: {}", peer_, e.getDescription().cStr());
+            memberLog().warn("closing connection from {}: malformed stream: {}", peer_,
+                             e.getDescription().cStr());
           }
           kj::throwFatalException(kj::mv(e));
         });
@@ -80,8 +81,7 @@ class LoggingMessageStream final : public capnp::MessageStream {
 
 // One accepted client connection and its RPC system; destroyed when the peer disconnects.
 struct Connection {
-  Connection(kj::Own<kj::AsyncIoStream> s, capnp::Capability::Client bootstrap,
-             capnp::ReaderOptions options)
+  Connection(kj::Own<kj::AsyncIoStream> s, capnp::Capability::Client bootstrap, capnp::ReaderOptions options)
       : stream(kj::mv(s)),
         peer(peerOf(*stream)),
         messages(*stream, peer),
@@ -110,9 +110,15 @@ class KjLogToSpdlog final : public kj::ExceptionCallback {
   void logMessage(kj::LogSeverity severity, const char* file, int line, int contextDepth,
                   kj::String&& text) override {
     switch (severity) {
-      case kj::LogSeverity::INFO: memberLog().info("{}", text.cStr()); break;
-      case kj::LogSeverity::WARNING: memberLog().warn("{}", text.cStr()); break;
-      default: memberLog().error("{}", text.cStr()); break;
+      case kj::LogSeverity::INFO:
+        memberLog().info("{}", text.cStr());
+        break;
+      case kj::LogSeverity::WARNING:
+        memberLog().warn("{}", text.cStr());
+        break;
+      default:
+        memberLog().error("{}", text.cStr());
+        break;
     }
   }
 };
@@ -168,15 +174,16 @@ Runtime::Runtime(const NodeOptions& options) : options_(options) {
   }
 }
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+}
 
 void Runtime::shardMain() {
   KjLogToSpdlog logRouting;
   auto io = kj::setupAsyncIo();
   SystemClock clock;
-  MapService maps(options_, clock, [this](std::function<void()> fn) {
-    boost::asio::post(eventThread_, std::move(fn));
-  });
+  MapService maps(options_, clock,
+                  [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   MemberIdentity identity{options_.name, "", clock.nowMs()};
 
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
@@ -186,8 +193,8 @@ void Runtime::shardMain() {
       auto address = io.provider->getNetwork().parseAddress(options_.listen).wait(io.waitScope);
       receiver = address->listen();
     } catch (const kj::Exception& e) {
-      throw Error(ErrorCode::UNAVAILABLE, "cannot listen on '" + options_.listen +
-                                              "' (listen): " + e.getDescription().cStr());
+      throw Error(ErrorCode::UNAVAILABLE,
+                  "cannot listen on '" + options_.listen + "' (listen): " + e.getDescription().cStr());
     }
     address_ = hostOf(options_.listen) + ":" + std::to_string(receiver->getPort());
     identity.address = address_;
@@ -200,16 +207,18 @@ void Runtime::shardMain() {
       auto address = io.provider->getNetwork().parseAddress(options_.resp).wait(io.waitScope);
       respReceiver = address->listen();
     } catch (const kj::Exception& e) {
-      throw Error(ErrorCode::UNAVAILABLE, "cannot listen on '" + options_.resp +
-                                              "' (resp): " + e.getDescription().cStr());
+      throw Error(ErrorCode::UNAVAILABLE,
+                  "cannot listen on '" + options_.resp + "' (resp): " + e.getDescription().cStr());
     }
     auto respAddress = hostOf(options_.resp) + ":" + std::to_string(respReceiver->getPort());
     resp::ParserLimits limits;
     limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
     limits.maxQueryBytes = options_.limits.maxMessageBytes;
-    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock, respAddress, limits);
+    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock,
+                                        respAddress, limits);
     respAddress_ = respAddress;
-    memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress, options_.respMap);
+    memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress,
+                     options_.respMap);
   }
 
   ConnectionTasks connectionErrors;
@@ -241,9 +250,10 @@ void Runtime::shardMain() {
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   if (!options_.dataDir.empty()) {
     memberLog().warn("data-dir '{}' is set but persistence is not implemented yet: data lives in memory only",
-                 options_.dataDir);
+                     options_.dataDir);
   }
-  if (!options_.seeds.empty()) memberLog().warn("seeds are set but clustering is not implemented yet: running alone");
+  if (!options_.seeds.empty())
+    memberLog().warn("seeds are set but clustering is not implemented yet: running alone");
   shardMain_ready_->set_value();
   shardMain_ready_ = nullptr;
 

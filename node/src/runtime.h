@@ -3,15 +3,15 @@
 // shard only through its kj::Executor.
 #pragma once
 
-#include <future>
+#include <kj/async.h>
+
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <boost/asio/thread_pool.hpp>
-#include <kj/async.h>
 
 #include "shoal/node/options.h"
 
@@ -45,9 +45,9 @@ class Runtime {
   std::mutex lifecycleMutex_;
   kj::Own<const kj::Executor> executor_;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopFulfiller_;
-  MapService* maps_ = nullptr;                   // set while the shard runs; under lifecycleMutex_
+  MapService* maps_ = nullptr;                     // set while the shard runs; under lifecycleMutex_
   std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
-  bool stopped_ = false;                          // under lifecycleMutex_
+  bool stopped_ = false;                           // under lifecycleMutex_
 };
 
 }  // namespace shoal::node

@@ -14,7 +14,8 @@ void WriteDedupe::beginBatch(uint64_t clientId, uint64_t lowestPending, int64_t 
   if (it == clients_.end()) return;  // created by the first remembered write
   auto& client = it->second;
   client.lastSeenMs = nowMs;
-  if (lowestPending > 0) client.results.erase(client.results.begin(), client.results.lower_bound(lowestPending));
+  if (lowestPending > 0)
+    client.results.erase(client.results.begin(), client.results.lower_bound(lowestPending));
 }
 
 bool WriteDedupe::replay(uint64_t clientId, uint64_t requestId, wire::OpResult::Builder result) const {
@@ -24,10 +25,18 @@ bool WriteDedupe::replay(uint64_t clientId, uint64_t requestId, wire::OpResult::
   if (it == client->second.results.end()) return false;
   auto& c = it->second;
   switch (c.which) {
-    case wire::OpResult::VALUE: result.setValue(bytesOf(c.value)); break;
-    case wire::OpResult::ABSENT: result.setAbsent(); break;
-    case wire::OpResult::FLAG: result.setFlag(c.flag); break;
-    case wire::OpResult::COUNT: result.setCount(c.count); break;
+    case wire::OpResult::VALUE:
+      result.setValue(bytesOf(c.value));
+      break;
+    case wire::OpResult::ABSENT:
+      result.setAbsent();
+      break;
+    case wire::OpResult::FLAG:
+      result.setFlag(c.flag);
+      break;
+    case wire::OpResult::COUNT:
+      result.setCount(c.count);
+      break;
     case wire::OpResult::FAILURE: {
       auto f = result.initFailure();
       f.setCode(c.code);
@@ -53,13 +62,18 @@ void WriteDedupe::remember(uint64_t clientId, uint64_t requestId, wire::OpResult
       c.value.assign(reinterpret_cast<const char*>(v.begin()), v.size());
       break;
     }
-    case wire::OpResult::FLAG: c.flag = result.getFlag(); break;
-    case wire::OpResult::COUNT: c.count = result.getCount(); break;
+    case wire::OpResult::FLAG:
+      c.flag = result.getFlag();
+      break;
+    case wire::OpResult::COUNT:
+      c.count = result.getCount();
+      break;
     case wire::OpResult::FAILURE:
       c.code = result.getFailure().getCode();
       c.value = result.getFailure().getMessage();
       break;
-    default: break;
+    default:
+      break;
   }
   client.results.insert_or_assign(requestId, std::move(c));
   while (client.results.size() > limits_.maxPerClient) client.results.erase(client.results.begin());

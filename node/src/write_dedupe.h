@@ -16,8 +16,8 @@ namespace shoal::node {
 class WriteDedupe {
  public:
   struct Limits {
-    size_t maxPerClient = 200'000;        // results kept per client that never acknowledges
-    int64_t idleClientMs = 5 * 60 * 1000; // a silent client's results are dropped after this
+    size_t maxPerClient = 200'000;         // results kept per client that never acknowledges
+    int64_t idleClientMs = 5 * 60 * 1000;  // a silent client's results are dropped after this
   };
   WriteDedupe() = default;
   explicit WriteDedupe(Limits limits) : limits_(limits) {}

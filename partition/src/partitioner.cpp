@@ -1,9 +1,10 @@
 // Key hashing and partition ids; see partitioner.h.
 #include "shoal/partition/partitioner.h"
 
+#include <xxhash.h>
+
 #include <stdexcept>
 #include <string>
-#include <xxhash.h>
 
 namespace shoal::partition {
 
@@ -15,13 +16,14 @@ std::string_view partitionKeyOf(std::string_view key) {
   return key.substr(open + 1, close - open - 1);
 }
 
-uint64_t hashKey(std::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+uint64_t hashKey(std::string_view bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
 
 Partitioner::Partitioner(uint32_t partitionCount) : count_(partitionCount) {
   if (partitionCount == 0 || partitionCount > MAX_PARTITION_COUNT) {
-    throw std::invalid_argument("partition-count must be in [1, " +
-                                std::to_string(MAX_PARTITION_COUNT) + "], got " +
-                                std::to_string(partitionCount));
+    throw std::invalid_argument("partition-count must be in [1, " + std::to_string(MAX_PARTITION_COUNT) +
+                                "], got " + std::to_string(partitionCount));
   }
 }
 

@@ -1,7 +1,7 @@
 // The per-member circuit breaker: opens after consecutive failures, fails fast, probes once.
-#include <catch2/catch.hpp>
-
 #include "circuit_breaker.h"
+
+#include <catch2/catch.hpp>
 
 using shoal::client::CircuitBreaker;
 using namespace std::chrono_literals;

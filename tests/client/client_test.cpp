@@ -1,15 +1,15 @@
 // The client library against a real shoald process on a loopback port.
-#include <catch2/catch.hpp>
+#include "shoal/client/client.h"
 
 #include <signal.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
 
-#include "shoal/client/client.h"
 #include "shoald_process.h"
 
 using namespace std::chrono_literals;
@@ -174,8 +174,7 @@ TEST_CASE("client: oversized values get a clear error and the connection keeps s
   CHECK(member.alive());
 }
 
-TEST_CASE("client: an unreachable member fails fast with UNAVAILABLE, never hangs",
-          "[client][integration]") {
+TEST_CASE("client: an unreachable member fails fast with UNAVAILABLE, never hangs", "[client][integration]") {
   shoal::ClientOptions options;
   options.servers = {"127.0.0.1:1"};  // nothing listens on port 1
   options.connectTimeout = 300ms;

@@ -1,7 +1,7 @@
 // Codecs: strings, bytes and integers round-trip; malformed integers are refused.
-#include <catch2/catch.hpp>
-
 #include "shoal/client/codec.h"
+
+#include <catch2/catch.hpp>
 
 TEST_CASE("client: codecs round-trip", "[client][unit]") {
   using shoal::Codec;

@@ -1,9 +1,9 @@
 // End to end: the same write sent twice with the same (client id, request id) — as a client's
 // retry after a lost reply — is applied once and both replies carry the first result.
-#include <catch2/catch.hpp>
-
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+
+#include <catch2/catch.hpp>
 
 #include "shoal/client/client.h"
 #include "shoal/proto/shoal.capnp.h"

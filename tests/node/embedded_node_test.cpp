@@ -1,8 +1,7 @@
 // The embedding API: a member started in-process, maps used from several host threads, listeners
 // as plain callbacks, options validation, graceful stop.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>

@@ -1,10 +1,10 @@
 // RESP request parsing (multibulk, inline, pipelining, limits), reply encoding and glob matching.
-#include <catch2/catch.hpp>
+#include "resp/resp_protocol.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 
 #include "resp/resp_commands.h"
-#include "resp/resp_protocol.h"
 
 using namespace shoal::node::resp;
 
@@ -26,7 +26,8 @@ std::vector<std::string> parseAll(std::string_view input, RequestParser& parser,
 
 TEST_CASE("resp: multibulk and inline commands parse, pipelined", "[resp][unit]") {
   RequestParser parser({});
-  auto cmds = parseAll("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhe\r\nl\r\nPING\r\nset a \"b c\\x41\"\r\n", parser);
+  auto cmds =
+      parseAll("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhe\r\nl\r\nPING\r\nset a \"b c\\x41\"\r\n", parser);
   REQUIRE(cmds.size() == 3);
   CHECK(cmds[0] == "SET|k|he\r\nl|");
   CHECK(cmds[1] == "PING|");
@@ -39,7 +40,8 @@ TEST_CASE("resp: partial input waits for more bytes at every split point", "[res
     RequestParser parser({});
     std::vector<std::string_view> args;
     size_t consumed = 0;
-    CHECK(parser.next(std::string_view(full).substr(0, cut), &args, &consumed) == RequestParser::Status::NEED_MORE);
+    CHECK(parser.next(std::string_view(full).substr(0, cut), &args, &consumed) ==
+          RequestParser::Status::NEED_MORE);
   }
   RequestParser parser({});
   CHECK(parseAll(full, parser).size() == 1);

@@ -1,10 +1,10 @@
 // Write dedupe: a retried write gets its first result; acknowledged ids and idle clients are
 // forgotten, so memory follows the writes in flight.
-#include <catch2/catch.hpp>
+#include "write_dedupe.h"
 
 #include <capnp/message.h>
 
-#include "write_dedupe.h"
+#include <catch2/catch.hpp>
 
 using shoal::node::WriteDedupe;
 namespace wire = shoal::wire;
@@ -29,7 +29,8 @@ TEST_CASE("node: a retried write replays its first result", "[node][unit]") {
   ResultMessage replayed;
   REQUIRE(dedupe.replay(7, 1, replayed.result));
   REQUIRE(replayed.result.isValue());
-  CHECK(std::string(reinterpret_cast<const char*>(replayed.result.getValue().begin()), replayed.result.getValue().size()) == "old");
+  CHECK(std::string(reinterpret_cast<const char*>(replayed.result.getValue().begin()),
+                    replayed.result.getValue().size()) == "old");
   ResultMessage other;
   CHECK_FALSE(dedupe.replay(8, 1, other.result));  // another client's id 1 is a different write
   CHECK_FALSE(dedupe.replay(7, 3, other.result));

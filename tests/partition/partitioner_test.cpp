@@ -1,10 +1,9 @@
 // Key placement: hash tags, range, stability and spread of partition ids.
-#include <catch2/catch.hpp>
+#include "shoal/partition/partitioner.h"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
-
-#include "shoal/partition/partitioner.h"
 
 using shoal::partition::Partitioner;
 using shoal::partition::partitionKeyOf;

@@ -17,7 +17,9 @@
 
 namespace shoal::test {
 
-bool RedisProcess::available() { return access("/usr/bin/redis-server", X_OK) == 0; }
+bool RedisProcess::available() {
+  return access("/usr/bin/redis-server", X_OK) == 0;
+}
 
 int RedisProcess::freePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -37,8 +39,8 @@ RedisProcess::RedisProcess() {
   pid_ = fork();
   if (pid_ == 0) {
     std::string port = std::to_string(port_);
-    execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--logfile", "/dev/null", static_cast<char*>(nullptr));
+    execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save",
+          "", "--appendonly", "no", "--logfile", "/dev/null", static_cast<char*>(nullptr));
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -39,7 +39,9 @@ std::string readFile(const std::string& path) {
 
 }  // namespace
 
-std::string ShoaldProcess::binary() { return SHOALD_BINARY; }
+std::string ShoaldProcess::binary() {
+  return SHOALD_BINARY;
+}
 
 ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string name) {
   char logTemplate[] = "/tmp/shoald-test-XXXXXX";
@@ -103,7 +105,9 @@ ShoaldProcess::~ShoaldProcess() {
   if (!logPath_.empty()) unlink(logPath_.c_str());
 }
 
-bool ShoaldProcess::alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+bool ShoaldProcess::alive() const {
+  return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0;
+}
 
 int ShoaldProcess::terminate(int timeoutMs) {
   if (pid_ <= 0) return 0;
@@ -122,7 +126,9 @@ void ShoaldProcess::kill9() {
   pid_ = -1;
 }
 
-std::string ShoaldProcess::log() const { return readFile(logPath_); }
+std::string ShoaldProcess::log() const {
+  return readFile(logPath_);
+}
 
 CommandResult runCommand(const std::vector<std::string>& args, int timeoutMs) {
   char outTemplate[] = "/tmp/shoal-cmd-out-XXXXXX";

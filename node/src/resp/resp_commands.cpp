@@ -21,28 +21,50 @@ Commands::Commands(MapService& maps, std::string mapName, const Clock& clock, Se
                    std::string address)
     : maps_(maps), mapName_(std::move(mapName)), clock_(clock), stats_(stats), address_(std::move(address)) {
   table_ = {
-      {"ping", {&Commands::ping, -1}},       {"echo", {&Commands::echo, 2}},
-      {"hello", {&Commands::hello, -1}},     {"quit", {&Commands::quit, -1}},
-      {"select", {&Commands::select, 2}},    {"client", {&Commands::client, -2}},
-      {"command", {&Commands::command, -1}}, {"config", {&Commands::config, -2}},
-      {"info", {&Commands::info, -1}},       {"dbsize", {&Commands::dbsize, 1}},
-      {"flushdb", {&Commands::flushdb, -1}}, {"flushall", {&Commands::flushdb, -1}},
-      {"time", {&Commands::time, 1}},        {"get", {&Commands::get, 2}},
-      {"set", {&Commands::set, -3}},         {"setnx", {&Commands::setnx, 3}},
-      {"setex", {&Commands::setex, 4}},      {"psetex", {&Commands::psetex, 4}},
-      {"getset", {&Commands::getset, 3}},    {"getdel", {&Commands::getdel, 2}},
-      {"getex", {&Commands::getex, -2}},     {"mget", {&Commands::mget, -2}},
-      {"mset", {&Commands::mset, -3}},       {"msetnx", {&Commands::msetnx, -3}},
-      {"del", {&Commands::del, -2}},         {"unlink", {&Commands::del, -2}},
-      {"exists", {&Commands::exists, -2}},   {"type", {&Commands::type, 2}},
-      {"expire", {&Commands::expire, -3}},   {"pexpire", {&Commands::pexpire, -3}},
-      {"expireat", {&Commands::expireat, -3}}, {"pexpireat", {&Commands::pexpireat, -3}},
-      {"ttl", {&Commands::ttl, 2}},          {"pttl", {&Commands::pttl, 2}},
-      {"persist", {&Commands::persist, 2}},  {"incr", {&Commands::incr, 2}},
-      {"decr", {&Commands::decr, 2}},        {"incrby", {&Commands::incrby, 3}},
-      {"decrby", {&Commands::decrby, 3}},    {"incrbyfloat", {&Commands::incrbyfloat, 3}},
-      {"append", {&Commands::append, 3}},    {"strlen", {&Commands::strlen, 2}},
-      {"keys", {&Commands::keys, 2}},        {"scan", {&Commands::scan, -2}},
+      {"ping", {&Commands::ping, -1}},
+      {"echo", {&Commands::echo, 2}},
+      {"hello", {&Commands::hello, -1}},
+      {"quit", {&Commands::quit, -1}},
+      {"select", {&Commands::select, 2}},
+      {"client", {&Commands::client, -2}},
+      {"command", {&Commands::command, -1}},
+      {"config", {&Commands::config, -2}},
+      {"info", {&Commands::info, -1}},
+      {"dbsize", {&Commands::dbsize, 1}},
+      {"flushdb", {&Commands::flushdb, -1}},
+      {"flushall", {&Commands::flushdb, -1}},
+      {"time", {&Commands::time, 1}},
+      {"get", {&Commands::get, 2}},
+      {"set", {&Commands::set, -3}},
+      {"setnx", {&Commands::setnx, 3}},
+      {"setex", {&Commands::setex, 4}},
+      {"psetex", {&Commands::psetex, 4}},
+      {"getset", {&Commands::getset, 3}},
+      {"getdel", {&Commands::getdel, 2}},
+      {"getex", {&Commands::getex, -2}},
+      {"mget", {&Commands::mget, -2}},
+      {"mset", {&Commands::mset, -3}},
+      {"msetnx", {&Commands::msetnx, -3}},
+      {"del", {&Commands::del, -2}},
+      {"unlink", {&Commands::del, -2}},
+      {"exists", {&Commands::exists, -2}},
+      {"type", {&Commands::type, 2}},
+      {"expire", {&Commands::expire, -3}},
+      {"pexpire", {&Commands::pexpire, -3}},
+      {"expireat", {&Commands::expireat, -3}},
+      {"pexpireat", {&Commands::pexpireat, -3}},
+      {"ttl", {&Commands::ttl, 2}},
+      {"pttl", {&Commands::pttl, 2}},
+      {"persist", {&Commands::persist, 2}},
+      {"incr", {&Commands::incr, 2}},
+      {"decr", {&Commands::decr, 2}},
+      {"incrby", {&Commands::incrby, 3}},
+      {"decrby", {&Commands::decrby, 3}},
+      {"incrbyfloat", {&Commands::incrbyfloat, 3}},
+      {"append", {&Commands::append, 3}},
+      {"strlen", {&Commands::strlen, 2}},
+      {"keys", {&Commands::keys, 2}},
+      {"scan", {&Commands::scan, -2}},
   };
 }
 
@@ -53,8 +75,8 @@ void Commands::execute(const Args& args, Session& session, ReplyWriter& out) {
   std::transform(lower_.begin(), lower_.end(), lower_.begin(), [](char c) { return tolower(c); });
   auto it = table_.find(lower_);
   if (it == table_.end()) {
-    std::string message = "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
-                          "', with args beginning with: ";
+    std::string message =
+        "ERR unknown command '" + std::string(args[0].substr(0, 128)) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && message.size() < 256; ++i) {
       message += "'" + std::string(args[i].substr(0, 128)) + "' ";
     }
@@ -76,7 +98,9 @@ void Commands::ping(const Args& args, Session&, ReplyWriter& out) {
   out.simple("PONG");
 }
 
-void Commands::echo(const Args& args, Session&, ReplyWriter& out) { out.bulk(args[1]); }
+void Commands::echo(const Args& args, Session&, ReplyWriter& out) {
+  out.bulk(args[1]);
+}
 
 void Commands::hello(const Args& args, Session& session, ReplyWriter& out) {
   size_t i = 1;
@@ -100,13 +124,20 @@ void Commands::hello(const Args& args, Session& session, ReplyWriter& out) {
     }
   }
   out.arrayHeader(14);
-  out.bulk("server"); out.bulk("redis");
-  out.bulk("version"); out.bulk("7.0.15");
-  out.bulk("proto"); out.integer(2);
-  out.bulk("id"); out.integer(session.id);
-  out.bulk("mode"); out.bulk("standalone");
-  out.bulk("role"); out.bulk("master");
-  out.bulk("modules"); out.arrayHeader(0);
+  out.bulk("server");
+  out.bulk("redis");
+  out.bulk("version");
+  out.bulk("7.0.15");
+  out.bulk("proto");
+  out.integer(2);
+  out.bulk("id");
+  out.integer(session.id);
+  out.bulk("mode");
+  out.bulk("standalone");
+  out.bulk("role");
+  out.bulk("master");
+  out.bulk("modules");
+  out.arrayHeader(0);
 }
 
 void Commands::quit(const Args&, Session& session, ReplyWriter& out) {
@@ -140,7 +171,8 @@ void Commands::client(const Args& args, Session& session, ReplyWriter& out) {
   }
   if (equalsIgnoreCase(sub, "id") && args.size() == 2) return out.integer(session.id);
   if (equalsIgnoreCase(sub, "setinfo")) return out.ok();
-  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) + "'. Try CLIENT HELP.");
+  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) +
+            "'. Try CLIENT HELP.");
 }
 
 void Commands::command(const Args& args, Session&, ReplyWriter& out) {
@@ -152,9 +184,12 @@ void Commands::command(const Args& args, Session&, ReplyWriter& out) {
 void Commands::config(const Args& args, Session&, ReplyWriter& out) {
   auto sub = args[1];
   if (equalsIgnoreCase(sub, "get") && args.size() >= 3) {
-    static const std::pair<const char*, const char*> PARAMS[] = {
-        {"save", ""}, {"appendonly", "no"}, {"maxmemory", "0"}, {"databases", "1"},
-        {"maxmemory-policy", "noeviction"}, {"port", ""}};
+    static const std::pair<const char*, const char*> PARAMS[] = {{"save", ""},
+                                                                 {"appendonly", "no"},
+                                                                 {"maxmemory", "0"},
+                                                                 {"databases", "1"},
+                                                                 {"maxmemory-policy", "noeviction"},
+                                                                 {"port", ""}};
     std::vector<std::pair<std::string, std::string>> found;
     for (size_t i = 2; i < args.size(); ++i) {
       for (auto& [name, value] : PARAMS) {
@@ -174,8 +209,10 @@ void Commands::config(const Args& args, Session&, ReplyWriter& out) {
     return;
   }
   if (equalsIgnoreCase(sub, "resetstat") && args.size() == 2) return out.ok();
-  if (equalsIgnoreCase(sub, "set")) return out.error("ERR CONFIG SET is not supported by Shoal; use shoald's config file");
-  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) + "'. Try CONFIG HELP.");
+  if (equalsIgnoreCase(sub, "set"))
+    return out.error("ERR CONFIG SET is not supported by Shoal; use shoald's config file");
+  out.error("ERR unknown subcommand or wrong number of arguments for '" + std::string(sub) +
+            "'. Try CONFIG HELP.");
 }
 
 void Commands::info(const Args& args, Session&, ReplyWriter& out) {
@@ -186,8 +223,10 @@ void Commands::info(const Args& args, Session&, ReplyWriter& out) {
   bool all = section == "default" || section == "all" || section == "everything";
   std::string text;
   if (all || section == "server") {
-    text += "# Server\r\nredis_version:7.0.15\r\nshoal_version:" SHOAL_VERSION "\r\nredis_mode:standalone\r\n"
-            "tcp_port:" + address_.substr(address_.rfind(':') + 1) +
+    text += "# Server\r\nredis_version:7.0.15\r\nshoal_version:" SHOAL_VERSION
+            "\r\nredis_mode:standalone\r\n"
+            "tcp_port:" +
+            address_.substr(address_.rfind(':') + 1) +
             "\r\nuptime_in_seconds:" + std::to_string((now - stats_.startedAtMs) / 1000) + "\r\n\r\n";
   }
   if (all || section == "clients") {
@@ -207,10 +246,13 @@ void Commands::info(const Args& args, Session&, ReplyWriter& out) {
   out.bulk(text);
 }
 
-void Commands::dbsize(const Args&, Session&, ReplyWriter& out) { out.integer(int64_t(records().size())); }
+void Commands::dbsize(const Args&, Session&, ReplyWriter& out) {
+  out.integer(int64_t(records().size()));
+}
 
 void Commands::flushdb(const Args& args, Session&, ReplyWriter& out) {
-  if (args.size() > 2 || (args.size() == 2 && !equalsIgnoreCase(args[1], "async") && !equalsIgnoreCase(args[1], "sync"))) {
+  if (args.size() > 2 ||
+      (args.size() == 2 && !equalsIgnoreCase(args[1], "async") && !equalsIgnoreCase(args[1], "sync"))) {
     return out.error("ERR syntax error");
   }
   records().clear();
@@ -219,7 +261,8 @@ void Commands::flushdb(const Args& args, Session&, ReplyWriter& out) {
 
 void Commands::time(const Args&, Session&, ReplyWriter& out) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   out.arrayHeader(2);
   out.bulk(std::to_string(micros / 1000000));
   out.bulk(std::to_string(micros % 1000000));

@@ -31,7 +31,8 @@ class Commands {
  public:
   using Args = std::vector<std::string_view>;
 
-  Commands(MapService& maps, std::string mapName, const Clock& clock, ServerStats& stats, std::string address);
+  Commands(MapService& maps, std::string mapName, const Clock& clock, ServerStats& stats,
+           std::string address);
   void execute(const Args& args, Session& session, ReplyWriter& out);
 
  private:

@@ -66,7 +66,8 @@ RequestParser::Status RequestParser::parseMultibulk(std::string_view buf, std::v
       if (buf.size() - pos > 32) return fail("Protocol error: too big bulk count string");
       return Status::NEED_MORE;
     }
-    if (!ok || len < 0 || uint64_t(len) > limits_.maxBulkBytes) return fail("Protocol error: invalid bulk length");
+    if (!ok || len < 0 || uint64_t(len) > limits_.maxBulkBytes)
+      return fail("Protocol error: invalid bulk length");
     if (buf.size() < dataStart + len + 2) return Status::NEED_MORE;
     if (buf[dataStart + len] != '\r' || buf[dataStart + len + 1] != '\n') {
       return fail("Protocol error: bulk string not terminated by CRLF");
@@ -110,7 +111,12 @@ bool splitInlineArgs(std::string_view line, std::vector<std::string>* out) {
           i += 3;
         } else if (line[i] == '\\' && i + 1 < line.size()) {
           char c = line[++i];
-          current.push_back(c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c == 'b' ? '\b' : c == 'a' ? '\a' : c);
+          current.push_back(c == 'n'   ? '\n'
+                            : c == 'r' ? '\r'
+                            : c == 't' ? '\t'
+                            : c == 'b' ? '\b'
+                            : c == 'a' ? '\a'
+                                       : c);
         } else if (line[i] == '"') {
           if (i + 1 < line.size() && !isspace(static_cast<unsigned char>(line[i + 1]))) return false;
           done = true;
@@ -175,8 +181,12 @@ void ReplyWriter::bulk(std::string_view s) {
   out_->append("\r\n");
 }
 
-void ReplyWriter::null() { out_->append("$-1\r\n"); }
-void ReplyWriter::nullArray() { out_->append("*-1\r\n"); }
+void ReplyWriter::null() {
+  out_->append("$-1\r\n");
+}
+void ReplyWriter::nullArray() {
+  out_->append("*-1\r\n");
+}
 
 void ReplyWriter::arrayHeader(size_t n) {
   char buf[24];

@@ -46,13 +46,13 @@ bool splitInlineArgs(std::string_view line, std::vector<std::string>* out);
 class ReplyWriter {
  public:
   explicit ReplyWriter(std::string* out) : out_(out) {}
-  void simple(std::string_view s);        // +OK
-  void error(std::string_view s);         // -ERR ... (s includes the prefix word)
-  void integer(int64_t n);                // :42
-  void bulk(std::string_view s);          // $3\r\nfoo
-  void null();                            // $-1
-  void nullArray();                       // *-1
-  void arrayHeader(size_t n);             // *n, then n replies
+  void simple(std::string_view s);  // +OK
+  void error(std::string_view s);   // -ERR ... (s includes the prefix word)
+  void integer(int64_t n);          // :42
+  void bulk(std::string_view s);    // $3\r\nfoo
+  void null();                      // $-1
+  void nullArray();                 // *-1
+  void arrayHeader(size_t n);       // *n, then n replies
   void ok() { simple("OK"); }
 
  private:

@@ -1,6 +1,8 @@
 // RESP gateway connections; see resp_server.h.
 #include "resp_server.h"
 
+#include <kj/async-unix.h>
+#include <kj/debug.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -8,9 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <kj/async-unix.h>
-#include <kj/debug.h>
 
 #include "../member_log.h"
 
@@ -26,7 +25,9 @@ constexpr size_t READ_CHUNK = 64 * 1024;
 class Server::Connection {
  public:
   Connection(Server& server, int fd, int64_t id)
-      : server_(server), fd_(fd), observer_(server.eventPort_, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE),
+      : server_(server),
+        fd_(fd),
+        observer_(server.eventPort_, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE),
         parser_(server.limits_) {
     session_.id = id;
     server_.stats_.connectedClients++;
@@ -39,7 +40,8 @@ class Server::Connection {
   kj::Promise<void> readMore() {
     for (int spins = 0; spins < 16; ++spins) {
       if (filled_ >= server_.limits_.maxQueryBytes) {
-        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection", session_.id);
+        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection",
+                         session_.id);
         out_ = "-ERR Protocol error: request larger than limits.max-message-bytes\r\n";
         return flush(true);
       }
@@ -101,7 +103,7 @@ class Server::Connection {
       if (status == RequestParser::Status::NEED_MORE) break;
       if (status == RequestParser::Status::PROTOCOL_ERROR) {
         memberLog().info("RESP client {} sent a malformed request ({}); closing its connection", session_.id,
-                     parser_.error());
+                         parser_.error());
         writer.error("ERR " + parser_.error());
         close = true;
         break;
@@ -153,7 +155,9 @@ kj::Promise<void> Server::acceptLoop() {
     // Take the socket out of the stream: a dup of the fd (same non-blocking socket) is ours to
     // drive, and dropping the stream closes its own fd and unregisters its observer.
     int fd = -1;
-    KJ_IF_MAYBE(original, stream->getFd()) { fd = ::dup(*original); }
+    KJ_IF_MAYBE (original, stream->getFd()) {
+      fd = ::dup(*original);
+    }
     stream = nullptr;
     if (fd < 0) {
       memberLog().warn("RESP: cannot take over an accepted socket: {}", strerror(errno));

@@ -3,11 +3,11 @@
 // all replies at once. A protocol error gets Redis's error reply and closes that connection only.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+
+#include <memory>
+#include <string>
 
 #include "resp_commands.h"
 

@@ -89,11 +89,13 @@ void Commands::set(const Args& a, Session&, ReplyWriter& out) {
     } else if (equalsIgnoreCase(opt, "keepttl") && !hasExpire) {
       keepTtl = true;
     } else if ((equalsIgnoreCase(opt, "ex") || equalsIgnoreCase(opt, "px") || equalsIgnoreCase(opt, "exat") ||
-                equalsIgnoreCase(opt, "pxat")) && !keepTtl && !hasExpire && hasNext) {
+                equalsIgnoreCase(opt, "pxat")) &&
+               !keepTtl && !hasExpire && hasNext) {
       int64_t n = 0;
       if (!parseInt(a[++i], &n)) return out.error(NOT_INTEGER);
       bool seconds = equalsIgnoreCase(opt, "ex") || equalsIgnoreCase(opt, "exat");
-      if (n <= 0 || (seconds && n > INT64_MAX / 1000)) return out.error("ERR invalid expire time in 'set' command");
+      if (n <= 0 || (seconds && n > INT64_MAX / 1000))
+        return out.error("ERR invalid expire time in 'set' command");
       int64_t ms = seconds ? n * 1000 : n;
       bool absolute = equalsIgnoreCase(opt, "exat") || equalsIgnoreCase(opt, "pxat");
       ttlMs = absolute ? ms - clock_.nowMs() : ms;
@@ -128,7 +130,8 @@ void Commands::setnx(const Args& a, Session&, ReplyWriter& out) {
 void Commands::setex(const Args& a, Session&, ReplyWriter& out) {
   int64_t seconds = 0;
   if (!parseInt(a[2], &seconds)) return out.error(NOT_INTEGER);
-  if (seconds <= 0 || seconds > INT64_MAX / 1000) return out.error("ERR invalid expire time in 'setex' command");
+  if (seconds <= 0 || seconds > INT64_MAX / 1000)
+    return out.error("ERR invalid expire time in 'setex' command");
   if (!checkKey(a[1], out) || !checkValue(a[3].size(), out)) return;
   writeValue(a[1], a[3], seconds * 1000);
   out.ok();
@@ -165,11 +168,13 @@ void Commands::getex(const Args& a, Session&, ReplyWriter& out) {
   for (size_t i = 2; i < a.size(); ++i) {
     auto opt = a[i];
     if ((equalsIgnoreCase(opt, "ex") || equalsIgnoreCase(opt, "px") || equalsIgnoreCase(opt, "exat") ||
-         equalsIgnoreCase(opt, "pxat")) && i + 1 < a.size() && ttlMs == -1 && !persist) {
+         equalsIgnoreCase(opt, "pxat")) &&
+        i + 1 < a.size() && ttlMs == -1 && !persist) {
       int64_t n = 0;
       if (!parseInt(a[++i], &n)) return out.error(NOT_INTEGER);
       bool seconds = equalsIgnoreCase(opt, "ex") || equalsIgnoreCase(opt, "exat");
-      if (n <= 0 || (seconds && n > INT64_MAX / 1000)) return out.error("ERR invalid expire time in 'getex' command");
+      if (n <= 0 || (seconds && n > INT64_MAX / 1000))
+        return out.error("ERR invalid expire time in 'getex' command");
       int64_t ms = seconds ? n * 1000 : n;
       bool absolute = equalsIgnoreCase(opt, "exat") || equalsIgnoreCase(opt, "pxat");
       ttlMs = absolute ? std::max<int64_t>(0, ms - clock_.nowMs()) : ms;
@@ -253,16 +258,23 @@ void Commands::expireGeneric(const Args& a, ReplyWriter& out, int64_t unitMs, bo
   if (!parseInt(a[2], &n)) return out.error(NOT_INTEGER);
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < a.size(); ++i) {
-    if (equalsIgnoreCase(a[i], "nx")) nx = true;
-    else if (equalsIgnoreCase(a[i], "xx")) xx = true;
-    else if (equalsIgnoreCase(a[i], "gt")) gt = true;
-    else if (equalsIgnoreCase(a[i], "lt")) lt = true;
-    else return out.error("ERR Unsupported option " + std::string(a[i]));
+    if (equalsIgnoreCase(a[i], "nx"))
+      nx = true;
+    else if (equalsIgnoreCase(a[i], "xx"))
+      xx = true;
+    else if (equalsIgnoreCase(a[i], "gt"))
+      gt = true;
+    else if (equalsIgnoreCase(a[i], "lt"))
+      lt = true;
+    else
+      return out.error("ERR Unsupported option " + std::string(a[i]));
   }
-  if (nx && (xx || gt || lt)) return out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+  if (nx && (xx || gt || lt))
+    return out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
   if (gt && lt) return out.error("ERR GT and LT options at the same time are not compatible");
   if (unitMs == 1000 && (n > INT64_MAX / 1000 || n < INT64_MIN / 1000)) {
-    return out.error(std::string("ERR invalid expire time in '") + (absolute ? "expireat" : "expire") + "' command");
+    return out.error(std::string("ERR invalid expire time in '") + (absolute ? "expireat" : "expire") +
+                     "' command");
   }
   int64_t now = clock_.nowMs();
   int64_t when = absolute ? n * unitMs : now + n * unitMs;
@@ -282,10 +294,18 @@ void Commands::expireGeneric(const Args& a, ReplyWriter& out, int64_t unitMs, bo
   out.integer(1);
 }
 
-void Commands::expire(const Args& a, Session&, ReplyWriter& out) { expireGeneric(a, out, 1000, false); }
-void Commands::pexpire(const Args& a, Session&, ReplyWriter& out) { expireGeneric(a, out, 1, false); }
-void Commands::expireat(const Args& a, Session&, ReplyWriter& out) { expireGeneric(a, out, 1000, true); }
-void Commands::pexpireat(const Args& a, Session&, ReplyWriter& out) { expireGeneric(a, out, 1, true); }
+void Commands::expire(const Args& a, Session&, ReplyWriter& out) {
+  expireGeneric(a, out, 1000, false);
+}
+void Commands::pexpire(const Args& a, Session&, ReplyWriter& out) {
+  expireGeneric(a, out, 1, false);
+}
+void Commands::expireat(const Args& a, Session&, ReplyWriter& out) {
+  expireGeneric(a, out, 1000, true);
+}
+void Commands::pexpireat(const Args& a, Session&, ReplyWriter& out) {
+  expireGeneric(a, out, 1, true);
+}
 
 void Commands::ttlGeneric(std::string_view key, bool millis, ReplyWriter& out) {
   auto view = records().getEntry(partitionOf(key), key);
@@ -295,8 +315,12 @@ void Commands::ttlGeneric(std::string_view key, bool millis, ReplyWriter& out) {
   out.integer(millis ? left : (left + 500) / 1000);
 }
 
-void Commands::ttl(const Args& a, Session&, ReplyWriter& out) { ttlGeneric(a[1], false, out); }
-void Commands::pttl(const Args& a, Session&, ReplyWriter& out) { ttlGeneric(a[1], true, out); }
+void Commands::ttl(const Args& a, Session&, ReplyWriter& out) {
+  ttlGeneric(a[1], false, out);
+}
+void Commands::pttl(const Args& a, Session&, ReplyWriter& out) {
+  ttlGeneric(a[1], true, out);
+}
 
 void Commands::persist(const Args& a, Session&, ReplyWriter& out) {
   auto p = partitionOf(a[1]);
@@ -321,8 +345,12 @@ void Commands::incrGeneric(std::string_view key, int64_t delta, ReplyWriter& out
   out.integer(value);
 }
 
-void Commands::incr(const Args& a, Session&, ReplyWriter& out) { incrGeneric(a[1], 1, out); }
-void Commands::decr(const Args& a, Session&, ReplyWriter& out) { incrGeneric(a[1], -1, out); }
+void Commands::incr(const Args& a, Session&, ReplyWriter& out) {
+  incrGeneric(a[1], 1, out);
+}
+void Commands::decr(const Args& a, Session&, ReplyWriter& out) {
+  incrGeneric(a[1], -1, out);
+}
 
 void Commands::incrby(const Args& a, Session&, ReplyWriter& out) {
   int64_t delta = 0;

@@ -17,7 +17,7 @@ enum class ErrorCode {
   OVERLOADED,        // the member shed load; retry after backoff
   CONFLICT,          // a precondition failed
   UNAUTHORIZED,
-  WRONG_OWNER,       // the partition moved (cluster); the client refreshes and retries
+  WRONG_OWNER,  // the partition moved (cluster); the client refreshes and retries
 };
 
 std::string_view errorCodeName(ErrorCode code);
@@ -29,8 +29,8 @@ class Error : public std::runtime_error {
   ErrorCode code() const { return code_; }
   // True when retrying the same call later may succeed.
   bool retriable() const {
-    return code_ == ErrorCode::TIMEOUT || code_ == ErrorCode::UNAVAILABLE ||
-           code_ == ErrorCode::OVERLOADED || code_ == ErrorCode::WRONG_OWNER;
+    return code_ == ErrorCode::TIMEOUT || code_ == ErrorCode::UNAVAILABLE || code_ == ErrorCode::OVERLOADED ||
+           code_ == ErrorCode::WRONG_OWNER;
   }
 
  private:
@@ -39,15 +39,24 @@ class Error : public std::runtime_error {
 
 inline std::string_view errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::INTERNAL: return "internal";
-    case ErrorCode::INVALID_ARGUMENT: return "invalid argument";
-    case ErrorCode::TOO_LARGE: return "too large";
-    case ErrorCode::TIMEOUT: return "timeout";
-    case ErrorCode::UNAVAILABLE: return "unavailable";
-    case ErrorCode::OVERLOADED: return "overloaded";
-    case ErrorCode::CONFLICT: return "conflict";
-    case ErrorCode::UNAUTHORIZED: return "unauthorized";
-    case ErrorCode::WRONG_OWNER: return "wrong owner";
+    case ErrorCode::INTERNAL:
+      return "internal";
+    case ErrorCode::INVALID_ARGUMENT:
+      return "invalid argument";
+    case ErrorCode::TOO_LARGE:
+      return "too large";
+    case ErrorCode::TIMEOUT:
+      return "timeout";
+    case ErrorCode::UNAVAILABLE:
+      return "unavailable";
+    case ErrorCode::OVERLOADED:
+      return "overloaded";
+    case ErrorCode::CONFLICT:
+      return "conflict";
+    case ErrorCode::UNAUTHORIZED:
+      return "unauthorized";
+    case ErrorCode::WRONG_OWNER:
+      return "wrong owner";
   }
   return "unknown";
 }

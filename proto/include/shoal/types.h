@@ -26,9 +26,9 @@ struct EntryEvent {
 struct EntryView {
   std::string key;
   std::string value;
-  uint64_t version = 0;  // 1 on creation, +1 on every write
+  uint64_t version = 0;                                                // 1 on creation, +1 on every write
   int64_t creationTimeMs = 0, updateTimeMs = 0, lastAccessTimeMs = 0;  // ms since the Unix epoch
-  int64_t expirationTimeMs = 0;  // 0: never
+  int64_t expirationTimeMs = 0;                                        // 0: never
   int64_t ttlMs = 0, maxIdleMs = 0;
   uint64_t hits = 0;
 };
@@ -44,11 +44,16 @@ using EntryListener = std::function<void(const EntryEvent&)>;
 
 inline std::string_view entryEventTypeName(EntryEventType type) {
   switch (type) {
-    case EntryEventType::ADDED: return "added";
-    case EntryEventType::UPDATED: return "updated";
-    case EntryEventType::REMOVED: return "removed";
-    case EntryEventType::EXPIRED: return "expired";
-    case EntryEventType::EVICTED: return "evicted";
+    case EntryEventType::ADDED:
+      return "added";
+    case EntryEventType::UPDATED:
+      return "updated";
+    case EntryEventType::REMOVED:
+      return "removed";
+    case EntryEventType::EXPIRED:
+      return "expired";
+    case EntryEventType::EVICTED:
+      return "evicted";
   }
   return "unknown";
 }

@@ -24,7 +24,9 @@
 
 namespace shoal {
 
-namespace client { class Transport; }
+namespace client {
+class Transport;
+}
 
 struct MemberInfo {
   std::string name, address, state, version;
@@ -46,7 +48,7 @@ struct ClusterInfo {
 
 struct ScanPage {
   std::vector<std::pair<std::string, std::string>> entries;  // key, value (empty without values)
-  uint64_t cursor = 0;  // 0: iteration complete
+  uint64_t cursor = 0;                                       // 0: iteration complete
 };
 
 // A map of bytes to bytes. Cheap to copy. Synchronous methods block the calling thread; the
@@ -60,12 +62,17 @@ class RawMap {
   std::optional<std::string> get(std::string_view key) const;
   std::optional<EntryView> getEntry(std::string_view key) const;
   bool containsKey(std::string_view key) const;
-  std::optional<std::string> put(std::string_view key, std::string_view value, const WriteOptions& o = {}) const;
+  std::optional<std::string> put(std::string_view key, std::string_view value,
+                                 const WriteOptions& o = {}) const;
   void set(std::string_view key, std::string_view value, const WriteOptions& o = {}) const;
-  std::optional<std::string> putIfAbsent(std::string_view key, std::string_view value, const WriteOptions& o = {}) const;
-  std::optional<std::string> replace(std::string_view key, std::string_view value, const WriteOptions& o = {}) const;
-  bool replaceIfEqual(std::string_view key, std::string_view expected, std::string_view value, const WriteOptions& o = {}) const;
-  bool replaceIfVersion(std::string_view key, uint64_t expectedVersion, std::string_view value, const WriteOptions& o = {}) const;
+  std::optional<std::string> putIfAbsent(std::string_view key, std::string_view value,
+                                         const WriteOptions& o = {}) const;
+  std::optional<std::string> replace(std::string_view key, std::string_view value,
+                                     const WriteOptions& o = {}) const;
+  bool replaceIfEqual(std::string_view key, std::string_view expected, std::string_view value,
+                      const WriteOptions& o = {}) const;
+  bool replaceIfVersion(std::string_view key, uint64_t expectedVersion, std::string_view value,
+                        const WriteOptions& o = {}) const;
   std::optional<std::string> remove(std::string_view key) const;
   bool erase(std::string_view key) const;  // remove without returning the value
   bool removeIfEqual(std::string_view key, std::string_view expected) const;
@@ -75,14 +82,16 @@ class RawMap {
   uint64_t clear() const;
   // Many keys in one round trip (batched per member); absent keys are left out.
   std::vector<std::pair<std::string, std::string>> getAll(const std::vector<std::string>& keys) const;
-  void putAll(const std::vector<std::pair<std::string, std::string>>& entries, const WriteOptions& o = {}) const;
+  void putAll(const std::vector<std::pair<std::string, std::string>>& entries,
+              const WriteOptions& o = {}) const;
   // One page of a cursor iteration: start at 0, continue with page.cursor until it is 0.
   ScanPage scan(uint64_t cursor, uint32_t limit = 1000, bool withValues = false) const;
 
   void getAsync(std::string_view key, Callback<std::optional<std::string>> done) const;
   void putAsync(std::string_view key, std::string_view value, Callback<std::optional<std::string>> done,
                 const WriteOptions& o = {}) const;
-  void setAsync(std::string_view key, std::string_view value, Callback<bool> done, const WriteOptions& o = {}) const;
+  void setAsync(std::string_view key, std::string_view value, Callback<bool> done,
+                const WriteOptions& o = {}) const;
   void removeAsync(std::string_view key, Callback<std::optional<std::string>> done) const;
   std::future<std::optional<std::string>> getFuture(std::string_view key) const;
   std::future<std::optional<std::string>> putFuture(std::string_view key, std::string_view value,
@@ -101,7 +110,8 @@ class RawMap {
 
  private:
   friend class Client;
-  RawMap(std::shared_ptr<client::Transport> t, std::string name) : transport_(std::move(t)), name_(std::move(name)) {}
+  RawMap(std::shared_ptr<client::Transport> t, std::string name)
+      : transport_(std::move(t)), name_(std::move(name)) {}
   std::shared_ptr<client::Transport> transport_;
   std::string name_;
   std::string traceId_;
@@ -120,7 +130,9 @@ class Client {
 
   RawMap rawMap(std::string_view name);
   template <typename K, typename V>
-  Map<K, V> map(std::string_view name) { return Map<K, V>(rawMap(name)); }
+  Map<K, V> map(std::string_view name) {
+    return Map<K, V>(rawMap(name));
+  }
 
   MemberInfo ping();
   std::vector<MapInfo> maps();

@@ -76,13 +76,16 @@ class Map {
   std::future<std::optional<V>> putAsync(const K& key, const V& value, const WriteOptions& o = {}) const {
     auto promise = std::make_shared<std::promise<std::optional<V>>>();
     auto future = promise->get_future();
-    raw_.putAsync(Codec<K>::encode(key), Codec<V>::encode(value), [promise](Result<std::optional<std::string>> r) {
-      try {
-        promise->set_value(decodeOpt(std::move(r).value()));
-      } catch (...) {
-        promise->set_exception(std::current_exception());
-      }
-    }, o);
+    raw_.putAsync(
+        Codec<K>::encode(key), Codec<V>::encode(value),
+        [promise](Result<std::optional<std::string>> r) {
+          try {
+            promise->set_value(decodeOpt(std::move(r).value()));
+          } catch (...) {
+            promise->set_exception(std::current_exception());
+          }
+        },
+        o);
     return future;
   }
 

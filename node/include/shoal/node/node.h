@@ -24,7 +24,9 @@ namespace shoal {
 
 // Embedded listeners run on the member's event thread, in event order; keep them short.
 
-namespace node { class Runtime; }
+namespace node {
+class Runtime;
+}
 
 // A handle to one map of an embedded member: cheap to copy, valid while the Node lives.
 class MapHandle {
@@ -49,8 +51,7 @@ class MapHandle {
   uint64_t size() const;
   void clear() const;
   // Keys (and values) in cursor pages; start with cursor 0, stop when the returned cursor is 0.
-  uint64_t scan(uint64_t cursor, uint32_t limit,
-                std::vector<std::pair<std::string, std::string>>* out,
+  uint64_t scan(uint64_t cursor, uint32_t limit, std::vector<std::pair<std::string, std::string>>* out,
                 bool withValues = true) const;
 
   ListenerId addListener(EntryListener listener, bool includeValues = true) const;

@@ -13,35 +13,35 @@ namespace shoal {
 enum class Eviction { NONE, LRU, LFU };
 
 struct MapOptions {
-  uint64_t maxEntries = 0;        // entries of the map on this member; 0 = unbounded
-  uint64_t maxBytes = 0;          // entry memory of the map on this member, bytes; 0 = unbounded
+  uint64_t maxEntries = 0;            // entries of the map on this member; 0 = unbounded
+  uint64_t maxBytes = 0;              // entry memory of the map on this member, bytes; 0 = unbounded
   Eviction eviction = Eviction::LRU;  // with a limit: LRU / LFU evict (sampled); NONE rejects writes
-  int64_t defaultTtlMs = 0;       // TTL of writes that give none, ms; 0 = never expire
-  int64_t defaultMaxIdleMs = 0;   // max idle of writes that give none, ms; 0 = none
+  int64_t defaultTtlMs = 0;           // TTL of writes that give none, ms; 0 = never expire
+  int64_t defaultMaxIdleMs = 0;       // max idle of writes that give none, ms; 0 = none
 };
 
 struct Limits {
-  uint32_t maxKeyBytes = 64 * 1024;             // largest key, bytes (1 .. 16 MiB)
-  uint32_t maxValueBytes = 8 * 1024 * 1024;     // largest value, bytes (0 .. 512 MiB)
-  uint32_t maxBatchOps = 10'000;                // operations in one execute call (1 .. 1M)
+  uint32_t maxKeyBytes = 64 * 1024;                // largest key, bytes (1 .. 16 MiB)
+  uint32_t maxValueBytes = 8 * 1024 * 1024;        // largest value, bytes (0 .. 512 MiB)
+  uint32_t maxBatchOps = 10'000;                   // operations in one execute call (1 .. 1M)
   uint64_t maxMessageBytes = 64ull * 1024 * 1024;  // Cap'n Proto traversal/message limit, bytes
-  uint32_t maxScanLimit = 10'000;               // entries returned by one scan call
-  uint32_t listenerBufferEvents = 100'000;      // events queued per remote listener before cut-off
+  uint32_t maxScanLimit = 10'000;                  // entries returned by one scan call
+  uint32_t listenerBufferEvents = 100'000;         // events queued per remote listener before cut-off
 };
 
 struct NodeOptions {
-  std::string name = "shoal-1";          // member name, shown by `shoalctl cluster`
-  std::string listen = "127.0.0.1:5701"; // RPC address HOST:PORT; port 0 picks one; "" = none
-  std::vector<std::string> seeds;        // HOST:PORT of members to join (cluster issue)
-  std::string resp = "";                 // RESP (Redis protocol) address HOST:PORT; "" = off
-  std::string respMap = "default";       // the Shoal map that Redis commands read and write
-  std::string dataDir = "";              // data directory; "" = in memory only
-  uint32_t partitionCount = 271;         // fixed per cluster (1 .. 65535)
-  std::string logLevel = "info";         // trace, debug, info, warn, error, off
+  std::string name = "shoal-1";           // member name, shown by `shoalctl cluster`
+  std::string listen = "127.0.0.1:5701";  // RPC address HOST:PORT; port 0 picks one; "" = none
+  std::vector<std::string> seeds;         // HOST:PORT of members to join (cluster issue)
+  std::string resp = "";                  // RESP (Redis protocol) address HOST:PORT; "" = off
+  std::string respMap = "default";        // the Shoal map that Redis commands read and write
+  std::string dataDir = "";               // data directory; "" = in memory only
+  uint32_t partitionCount = 271;          // fixed per cluster (1 .. 65535)
+  std::string logLevel = "info";          // trace, debug, info, warn, error, off
   Limits limits;
-  MapOptions defaultMap;                 // configuration of maps not named in `maps`
+  MapOptions defaultMap;                   // configuration of maps not named in `maps`
   std::map<std::string, MapOptions> maps;  // per-map configuration by map name
-  uint32_t expirySweepIntervalMs = 100;  // how often expired entries are swept (1 .. 60000)
+  uint32_t expirySweepIntervalMs = 100;    // how often expired entries are swept (1 .. 60000)
 
   // Throws shoal::Error(INVALID_ARGUMENT) naming the first invalid field.
   void validate() const;
