@@ -17,6 +17,7 @@ enum ErrorCode {
   conflict @6;         # a compare-and-set precondition failed where a value was required
   unauthorized @7;
   wrongOwner @8;       # the partition is owned elsewhere (cluster issue)
+  storeFailed @9;      # the backing store refused the write (disk full, I/O error); not stored
 }
 
 struct Failure {

@@ -147,6 +147,7 @@ Error errorOfCall(const kj::Exception& e, const std::string& address) {
       {"shoal:invalid-argument: ", ErrorCode::INVALID_ARGUMENT},
       {"shoal:overloaded: ", ErrorCode::OVERLOADED},
       {"shoal:unavailable: ", ErrorCode::UNAVAILABLE},
+      {"shoal:store-failed: ", ErrorCode::STORE_FAILED},
   };
   for (auto& [prefix, code] : CODES) {
     auto at = text.find(prefix);

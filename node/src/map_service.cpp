@@ -80,10 +80,25 @@ MapConfig MapService::configFor(const std::string& name) const {
   return c;
 }
 
+bool MapService::isPersistent(const std::string& name) const {
+  if (persistence_ == nullptr) return false;
+  auto it = options_.maps.find(name);
+  const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
+  return o.persistence == MapPersistenceMode::WRITE_THROUGH;
+}
+
+kj::Promise<void> MapService::commit() {
+  if (persistence_ == nullptr) return kj::READY_NOW;
+  return persistence_->commit();
+}
+
+bool MapService::hasPendingChanges() const { return persistence_ != nullptr && persistence_->hasPending(); }
+
 MapRecords& MapService::records(const std::string& name) {
   auto it = maps_.find(name);
   if (it != maps_.end()) return *it->second;
   auto map = std::make_unique<MapRecords>(name, configFor(name), partitioner_.partitionCount(), clock_);
+  if (isPersistent(name)) persistence_->attach(*map);
   auto& ref = *map;
   maps_.emplace(name, std::move(map));
   return ref;
@@ -201,6 +216,13 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       break;
     }
     default:
+      if (persistence_ != nullptr && persistence_->failure() && isPersistent(name)) {
+        // The store is failing: refuse before applying, so memory does not run ahead of it.
+        fail(result, wire::ErrorCode::STORE_FAILED,
+             "the backing store is failing (" + *persistence_->failure() +
+                 "); writes to persistent map '" + name + "' are refused until it works again");
+        return;
+      }
       applyWrite(records(name), p, op, result);
       if (result.isFailure()) {
         memberLog().info("[trace {}] rejected write on map '{}': {}", traceId, name,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "listener_hub.h"
+#include "map_persistence.h"
 #include "record_store.h"
 #include "shoal/node/options.h"
 #include "shoal/partition/partitioner.h"
@@ -26,6 +27,15 @@ class MapService {
   MapService(const NodeOptions& options, const Clock& clock,
              std::function<void(std::function<void()>)> postEvent);
   ~MapService();
+
+  // Makes maps configured as persistent write through `persistence` (null: none). Call before use.
+  void setPersistence(MapPersistence* persistence) { persistence_ = persistence; }
+  bool isPersistent(const std::string& name) const;
+  // Resolves when every change applied so far is durable (at once without persistence); rejects
+  // with a "shoal:store-failed:" failure when the store refused them.
+  kj::Promise<void> commit();
+  bool hasPendingChanges() const;
+  void forgetResult(uint64_t clientId, uint64_t requestId) { dedupe_.forget(clientId, requestId); }
 
   // Called once per batch before its operations: the client's lowest write still pending.
   void beginBatch(uint64_t clientId, uint64_t lowestPending) {
@@ -59,6 +69,7 @@ class MapService {
   std::unordered_map<std::string, std::unique_ptr<MapRecords>> maps_;
   std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
   WriteDedupe dedupe_;
+  MapPersistence* persistence_ = nullptr;
 };
 
 }  // namespace shoal::node

@@ -96,7 +96,14 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
   auto clientId = batch.getClientId();
   maps_.beginBatch(clientId, batch.getLowestPending());
   for (uint32_t i = 0; i < ops.size(); ++i) maps_.apply(ops[i], clientId, results[i], traceId.cStr());
-  return kj::READY_NOW;
+  if (!maps_.hasPendingChanges()) return kj::READY_NOW;
+  // Write-through: the reply waits until this batch's changes are stored. If the store refuses
+  // them the whole call fails (STORE_FAILED) and their dedupe results are forgotten, so that no
+  // retry is answered "done" for a write that was not stored.
+  return maps_.commit().catch_([this, context, clientId](kj::Exception&& e) mutable -> kj::Promise<void> {
+    for (auto op : context.getParams().getBatch().getOps()) maps_.forgetResult(clientId, op.getRequestId());
+    return kj::mv(e);
+  });
 }
 
 kj::Promise<void> MemberService::scan(ScanContext context) {

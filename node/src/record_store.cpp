@@ -123,13 +123,13 @@ struct EntryImage {
   uint8_t lfu = LFU_INIT;
   int64_t ttlMs = 0;
   int64_t maxIdleMs = 0;
-  int64_t ttlDeadlineMs = 0;  // 0: no TTL
+  int64_t ttlDeadlineMs = 0;  // 0: no TTL deadline (restore may set one without a TTL setting)
   int64_t lastAccessMs = 0;   // exact; kept only with an expiry block (max-idle needs ms)
   uint64_t version = 1;
   uint32_t createSec = 0;
   uint32_t updateSec = 0;
 
-  bool hasExpiry() const { return ttlMs > 0 || maxIdleMs > 0; }
+  bool hasExpiry() const { return ttlMs > 0 || maxIdleMs > 0 || ttlDeadlineMs > 0; }
 };
 
 size_t encodedSize(const EntryImage& m, size_t keyLen, size_t valueLen) {
@@ -183,6 +183,9 @@ class EntryRef {
   size_t valueLen() const { return valueLen_; }
   uint32_t accessSec() const { return load<uint32_t>(base_ + OFF_ACCESS_SEC); }
   uint8_t lfu() const { return base_[OFF_LFU]; }
+  int64_t ttlMs() const { return hasExpiry() ? load<int64_t>(base_ + OFF_TTL_MS) : 0; }
+  int64_t maxIdleMs() const { return hasExpiry() ? load<int64_t>(base_ + OFF_MAX_IDLE_MS) : 0; }
+  int64_t ttlDeadlineMs() const { return hasExpiry() ? load<int64_t>(base_ + OFF_TTL_DEADLINE_MS) : 0; }
 
   uint64_t version() const {
     uint64_t v;
@@ -321,6 +324,7 @@ struct MapRecords::Partition {
   uint32_t tombstones = 0;
   uint32_t expiring = 0;    // live entries with an expiry block; the sweep skips partitions at 0
   uint64_t generation = 0;  // changes whenever entries may have moved
+  PartitionId id = 0;       // for change records
 
   uint64_t tableBytes() const { return slots ? allocationBytes(slots) : 0; }
 
@@ -394,6 +398,17 @@ void MapRecords::setEventSink(EventSink sink) {
   sink_ = std::move(sink);
 }
 
+void MapRecords::setChangeSink(ChangeSink sink) {
+  changeSink_ = std::move(sink);
+}
+
+// Called only when a change sink is set (callers test it, so the hot paths pay one branch).
+void MapRecords::emitStore(const Partition& part, const uint8_t* entry) {
+  EntryRef ref(const_cast<uint8_t*>(entry));
+  changeSink_(RecordChange{RecordChange::Kind::STORE, part.id, ref.key(), ref.value(), ref.version(),
+                           ref.ttlDeadlineMs(), ref.ttlMs(), ref.maxIdleMs()});
+}
+
 uint32_t MapRecords::secondsOf(int64_t nowMs) const {
   if (nowMs <= epochMs_) return 0;  // a clock stepping back reads as the map's creation
   return static_cast<uint32_t>(
@@ -414,6 +429,7 @@ MapRecords::Partition* MapRecords::partitionAt(PartitionId p, bool create) {
   auto& part = partitions_[p];
   if (!part && create) {
     part = std::make_unique<Partition>();
+    part->id = p;
     bytes_ += chunkBytes(sizeof(Partition));
   }
   return part.get();
@@ -494,6 +510,10 @@ void MapRecords::eraseAt(Partition& part, size_t slot, EntryEventType why) {
   if (ref.hasExpiry()) --part.expiring;
   bytes_ -= allocationBytes(entry);
   emit(sink_, why, ref.key(), {}, ref.value(), ref.version());
+  // Eviction only drops the in-memory copy; the persisted one stays.
+  if (changeSink_ && why != EntryEventType::EVICTED) {
+    changeSink_(RecordChange{RecordChange::Kind::ERASE, part.id, ref.key(), {}, ref.version(), 0, 0, 0});
+  }
   std::free(entry);
 }
 
@@ -611,6 +631,7 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
         varintSize(ref.valueLen()) == varintSize(spec.value.size())) {
       makeRoom(0, 0, old, nowMs, std::numeric_limits<uint64_t>::max());
       encodeEntry(old, img, ref.key(), spec.value);
+      if (changeSink_) emitStore(part, old);
       result.applied = true;
       result.version = img.version;
       return result;
@@ -640,16 +661,65 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
     bytes_ = bytes_ + allocationBytes(fresh) - allocationBytes(old);
     part.expiring += (img.hasExpiry() ? 1 : 0) - (oldRef.hasExpiry() ? 1 : 0);
     emit(sink_, EntryEventType::UPDATED, ref.key(), ref.value(), oldRef.value(), img.version);
+    if (changeSink_) emitStore(part, fresh);
     std::free(old);
   } else {
     placeNew(part, hash, fresh);
     emit(sink_, EntryEventType::ADDED, ref.key(), ref.value(), {}, img.version);
+    if (changeSink_) emitStore(part, fresh);
     // The table growth was an estimate; if the real table came out larger, evict the difference.
     makeRoom(0, 0, fresh, nowMs, std::numeric_limits<uint64_t>::max());
   }
   result.applied = true;
   result.version = img.version;
   return result;
+}
+
+bool MapRecords::restore(PartitionId p, std::string_view key, std::string_view value, uint64_t version,
+                         int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs) {
+  partitionAt(p, false);  // range check before anything else
+  const int64_t now = clock_.nowMs();
+  if (expirationTimeMs != 0 && now > expirationTimeMs) return false;  // expired in the store already
+  Partition& part = *partitionAt(p, true);
+  const uint64_t hash = hashOf(key);
+  // Not findLive: an expired copy in memory is replaced silently rather than reported (and erased
+  // from the store the entry is being loaded from).
+  const int64_t slot = part.find(key, hash);
+  uint8_t* old = slot >= 0 ? entryOf(part.slots[slot]) : nullptr;
+  const uint32_t nowSec = secondsOf(now);
+  EntryImage img;
+  img.accessSec = img.createSec = img.updateSec = nowSec;
+  img.version = version;
+  img.ttlMs = resolveMs(ttlMs, config_.defaultTtlMs);
+  img.maxIdleMs = resolveMs(maxIdleMs, config_.defaultMaxIdleMs);
+  img.ttlDeadlineMs = expirationTimeMs;  // > 0 keeps an expiry block even without a TTL setting
+  img.lastAccessMs = now;                // idle expiry restarts now
+
+  uint8_t* fresh = allocateEntry(encodedSize(img, key.size(), value.size()));
+  encodeEntry(fresh, img, key, value);
+  int64_t addBytes = static_cast<int64_t>(allocationBytes(fresh));
+  if (old) {
+    addBytes -= static_cast<int64_t>(allocationBytes(old));
+  } else if (part.needsRebuild()) {
+    addBytes +=
+        static_cast<int64_t>(estimatedAllocationBytes(uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
+        static_cast<int64_t>(part.tableBytes());
+  }
+  if (!makeRoom(old ? 0 : 1, addBytes, old, now, std::numeric_limits<uint64_t>::max())) {
+    std::free(fresh);
+    return false;
+  }
+  if (old) {
+    // Eviction never removes `old` (even expired) nor rebuilds tables, so `slot` still holds it.
+    part.slots[slot] = taggedSlot(hash, fresh);
+    bytes_ = bytes_ + allocationBytes(fresh) - allocationBytes(old);
+    part.expiring += (img.hasExpiry() ? 1 : 0) - (EntryRef(old).hasExpiry() ? 1 : 0);
+    std::free(old);
+  } else {
+    placeNew(part, hash, fresh);
+    makeRoom(0, 0, fresh, now, std::numeric_limits<uint64_t>::max());
+  }
+  return true;
 }
 
 bool MapRecords::get(PartitionId p, std::string_view key, std::string* value) {
@@ -789,6 +859,7 @@ bool MapRecords::setTtl(PartitionId p, std::string_view key, int64_t ttlMs) {
   if (oldRef.hasExpiry() && img.hasExpiry()) {
     store<int64_t>(old + OFF_TTL_MS, img.ttlMs);
     store<int64_t>(old + OFF_TTL_DEADLINE_MS, img.ttlDeadlineMs);
+    if (changeSink_) emitStore(*part, old);
     return true;
   }
   // The expiry block appears or disappears: the entry is re-encoded (not a write: no version bump,
@@ -799,6 +870,7 @@ bool MapRecords::setTtl(PartitionId p, std::string_view key, int64_t ttlMs) {
   bytes_ = bytes_ + allocationBytes(fresh) - allocationBytes(old);
   part->expiring += (img.hasExpiry() ? 1 : 0) - (oldRef.hasExpiry() ? 1 : 0);
   std::free(old);
+  if (changeSink_) emitStore(*part, fresh);
   return true;
 }
 
@@ -816,6 +888,10 @@ uint64_t MapRecords::clear() {
       if (!expired) ++removed;
       emit(sink_, expired ? EntryEventType::EXPIRED : EntryEventType::REMOVED, ref.key(), {}, ref.value(),
            ref.version());
+      if (changeSink_) {
+        changeSink_(
+            RecordChange{RecordChange::Kind::ERASE, part->id, ref.key(), {}, ref.version(), 0, 0, 0});
+      }
       std::free(entry);
     }
     std::free(part->slots);

@@ -78,6 +78,24 @@ struct EntryEvent {
 };
 using EventSink = std::function<void(const EntryEvent&)>;
 
+// What a persistent store must do after a change; produced only when a change sink is set.
+// Separate from listener events: evictions produce no change (the persisted copy stays), expiries
+// do (ERASE). Views point into memory valid only during the call; the sink must not call back into
+// the MapRecords that produced the change.
+struct RecordChange {
+  enum class Kind { STORE, ERASE };
+  Kind kind;
+  PartitionId partition;
+  std::string_view key;
+  std::string_view value;      // STORE: the entry's value now; ERASE: empty
+  uint64_t version;            // STORE: the entry's version now; ERASE: the removed entry's version
+  int64_t expirationTimeMs;    // STORE: absolute TTL deadline, 0 = never (the idle deadline is not
+                               // included: idle expiry is a memory policy, restore restarts it)
+  int64_t ttlMs;               // STORE: the entry's TTL setting (0 none); ERASE: 0
+  int64_t maxIdleMs;           // STORE: the entry's max-idle setting (0 none); ERASE: 0
+};
+using ChangeSink = std::function<void(const RecordChange&)>;
+
 struct WriteSpec {
   std::string_view value;
   int64_t ttlMs = -1;      // -1: map default; 0: never; >0 ms
@@ -108,6 +126,10 @@ class MapRecords {
   const MapConfig& config() const { return config_; }
   void setConfig(const MapConfig& config);  // takes effect on the next write / sweep
   void setEventSink(EventSink sink);        // empty function: no events are produced
+  // Change capture for persistence, called synchronously in the order changes happen: STORE after
+  // every applied write and after setTtl; ERASE after removals, clear() (every entry it drops) and
+  // expiry (lazy, swept or found by eviction sampling). Nothing on eviction. Empty: none.
+  void setChangeSink(ChangeSink sink);
 
   // Reads. Expired entries are removed on sight (EXPIRED event) and reported absent.
   // get/getEntry count as an access (hits +1, lastAccessTime = now); containsKey does not.
@@ -133,6 +155,16 @@ class MapRecords {
   bool setTtl(PartitionId p, std::string_view key, int64_t ttlMs);
   // Removes every entry (REMOVED events when a sink is set); returns how many.
   uint64_t clear();
+
+  // Inserts or replaces `key` as loaded from a store: the version is kept exactly, the entry expires
+  // at `expirationTimeMs` (0: never; already past: not inserted, returns false), ttlMs / maxIdleMs as
+  // given (-1: map default). Creation/update/access times are now. Emits neither events nor changes.
+  // Evicts like a write when limits are exceeded (EVICTED events are emitted as usual; an expired
+  // entry found while sampling is removed as EXPIRED). An entry already in memory under `key` is
+  // replaced silently, expired or not. Returns false, changing nothing, also when the map is full
+  // and its eviction policy is NONE. A later write continues from the restored version.
+  bool restore(PartitionId p, std::string_view key, std::string_view value, uint64_t version,
+               int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs);
 
   uint64_t size() const { return entries_; }
   uint64_t bytes() const { return bytes_; }  // memory held by entries and tables
@@ -162,6 +194,7 @@ class MapRecords {
   Partition* randomNonEmptyPartition();
   void placeNew(Partition& part, uint64_t hash, uint8_t* entry);
   void eraseAt(Partition& part, size_t slot, EntryEventType why);
+  void emitStore(const Partition& part, const uint8_t* entry);
   void resizeTable(Partition& part, uint32_t capacity);
   void maybeShrink(Partition& part);
   void touch(uint8_t* entry, int64_t nowMs);
@@ -172,6 +205,7 @@ class MapRecords {
   MapConfig config_;
   const Clock& clock_;
   EventSink sink_;
+  ChangeSink changeSink_;
   std::vector<std::unique_ptr<Partition>> partitions_;  // created lazily
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;

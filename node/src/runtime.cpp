@@ -5,13 +5,17 @@
 #include <capnp/rpc-twoparty.h>
 #include <capnp/serialize-async.h>
 #include <kj/async-io.h>
+#include <kj/common.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
+#include <chrono>
 #include <future>
 
+#include "map_persistence.h"
 #include "map_service.h"
+#include "shoal/persistence/rocksdb_store.h"
 #include "member_log.h"
 #include "member_service.h"
 #include "resp/resp_server.h"
@@ -138,8 +142,26 @@ kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver, capnp::Capability
 kj::Promise<void> sweepLoop(kj::Timer& timer, MapService& maps, uint32_t intervalMs) {
   return timer.afterDelay(intervalMs * kj::MILLISECONDS).then([&timer, &maps, intervalMs]() {
     maps.sweepExpired(SWEEP_BUDGET_PER_MAP);
-    return sweepLoop(timer, maps, intervalMs);
+    // Expired entries leave the store too; a failing store is already logged by persistence.
+    return maps.commit()
+        .catch_([](kj::Exception&&) {})
+        .then([&timer, &maps, intervalMs]() { return sweepLoop(timer, maps, intervalMs); });
   });
+}
+
+// Opens the member's backing store: the embedder's own, or RocksDB in data-dir, or none.
+std::shared_ptr<persistence::MapStore> openStore(const NodeOptions& options) {
+  if (options.store) return options.store;
+  if (options.dataDir.empty()) return nullptr;
+  persistence::RocksDbStoreOptions o;
+  o.path = options.dataDir;
+  o.partitionCount = options.partitionCount;
+  auto store = persistence::RocksDbStore::open(o);
+  if (!store) {
+    throw Error(ErrorCode::UNAVAILABLE,
+                "cannot use data-dir '" + options.dataDir + "': " + store.error().toString());
+  }
+  return std::shared_ptr<persistence::MapStore>(std::move(store).value().release());
 }
 
 std::string hostOf(const std::string& address) {
@@ -185,6 +207,25 @@ void Runtime::shardMain() {
   MapService maps(options_, clock,
                   [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   MemberIdentity identity{options_.name, "", clock.nowMs()};
+
+  // Persistence: store calls run on the blocking-work pool, never on this loop; the pool is
+  // joined before the store goes.
+  auto store = openStore(options_);
+  boost::asio::thread_pool blockingPool(2);
+  KJ_DEFER(blockingPool.join());
+  std::unique_ptr<MapPersistence> persistence;
+  if (store) {
+    persistence = std::make_unique<MapPersistence>(*store, blockingPool, io.provider->getTimer());
+    maps.setPersistence(persistence.get());
+    auto started = std::chrono::steady_clock::now();
+    auto restored = persistence->restoreAll(options_.partitionCount, [&maps](const std::string& name) {
+      return maps.isPersistent(name) ? &maps.records(name) : nullptr;
+    });
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    memberLog().info("restored {} entries from {} in {} ms", restored,
+                     options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
+                     ms.count());
+  }
 
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
   kj::Own<kj::ConnectionReceiver> receiver;
@@ -248,10 +289,6 @@ void Runtime::shardMain() {
     maps_ = &maps;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
-  if (!options_.dataDir.empty()) {
-    memberLog().warn("data-dir '{}' is set but persistence is not implemented yet: data lives in memory only",
-                     options_.dataDir);
-  }
   if (!options_.seeds.empty())
     memberLog().warn("seeds are set but clustering is not implemented yet: running alone");
   shardMain_ready_->set_value();
@@ -283,13 +320,21 @@ void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
   // Errors thrown by `fn` cross back as they are (KJ would flatten them into kj::Exception).
   std::exception_ptr failure;
   try {
-    executor->executeSync([this, &fn, &failure] {
+    executor->executeSync([this, &fn, &failure]() -> kj::Promise<void> {
       try {
         if (maps_ == nullptr) throw Error(ErrorCode::UNAVAILABLE, "the member is stopping");
         fn(*maps_);
       } catch (...) {
         failure = std::current_exception();
+        return kj::READY_NOW;
       }
+      // Write-through: the host's call returns once its changes are stored.
+      return maps_->commit().catch_([&failure](kj::Exception&& e) {
+        std::string text = e.getDescription().cStr();
+        auto at = text.find("shoal:store-failed: ");
+        failure = std::make_exception_ptr(
+            Error(ErrorCode::STORE_FAILED, at == std::string::npos ? text : text.substr(at + 20)));
+      });
     });
   } catch (const kj::Exception& e) {
     throw Error(ErrorCode::UNAVAILABLE, std::string("the member is stopped: ") + e.getDescription().cStr());

@@ -79,6 +79,11 @@ void WriteDedupe::remember(uint64_t clientId, uint64_t requestId, wire::OpResult
   while (client.results.size() > limits_.maxPerClient) client.results.erase(client.results.begin());
 }
 
+void WriteDedupe::forget(uint64_t clientId, uint64_t requestId) {
+  auto it = clients_.find(clientId);
+  if (it != clients_.end()) it->second.results.erase(requestId);
+}
+
 void WriteDedupe::expireIdle(int64_t nowMs) {
   for (auto it = clients_.begin(); it != clients_.end();) {
     if (nowMs - it->second.lastSeenMs > limits_.idleClientMs) {

@@ -27,6 +27,8 @@ class WriteDedupe {
   // Fills `result` with the remembered result and returns true when this write already ran.
   bool replay(uint64_t clientId, uint64_t requestId, wire::OpResult::Builder result) const;
   void remember(uint64_t clientId, uint64_t requestId, wire::OpResult::Reader result);
+  // Forgets one result (its write turned out not to be stored, so a retry must run again).
+  void forget(uint64_t clientId, uint64_t requestId);
   // Drops clients not heard from for idleClientMs.
   void expireIdle(int64_t nowMs);
 

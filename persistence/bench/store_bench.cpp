@@ -4,6 +4,7 @@
 // Entries are 16-byte keys and 100-byte random (incompressible) values over 271 partitions.
 // The database lives under $SHOAL_BENCH_DIR (default: the system temp directory).
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -105,7 +106,11 @@ void BM_Persistence_StoreMany(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(i));
 }
-BENCHMARK(BM_Persistence_StoreMany)->ArgNames({"sync", "batch"})->Args({1, 100})->Args({0, 100})->UseRealTime();
+BENCHMARK(BM_Persistence_StoreMany)
+    ->ArgNames({"sync", "batch"})
+    ->Args({1, 100})
+    ->Args({0, 100})
+    ->UseRealTime();
 
 // Single-entry synced stores posted to a boost::asio::thread_pool, as the member issues them:
 // concurrent writers share fsyncs through RocksDB's group commit.
@@ -131,7 +136,12 @@ void BM_Persistence_StorePooled(benchmark::State& state) {
   pool.join();
   state.SetItemsProcessed(static_cast<int64_t>(next.load()));
 }
-BENCHMARK(BM_Persistence_StorePooled)->ArgName("threads")->Arg(1)->Arg(8)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Persistence_StorePooled)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(8)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_Persistence_Load(benchmark::State& state) {
   BenchStore bench("load", false);
@@ -218,7 +228,8 @@ void BM_Persistence_Recover1M(benchmark::State& state) {
       }
       uint64_t seen = 0;
       for (uint32_t p = 0; p < PARTITIONS; ++p) {
-        (void)(*store)->forEach(p, [&](const StoredEntryView& e) { return benchmark::DoNotOptimize(e), ++seen, true; });
+        (void)(*store)->forEach(
+            p, [&](const StoredEntryView& e) { return benchmark::DoNotOptimize(e), ++seen, true; });
       }
       if (seen != N) state.SkipWithError("recovered a different entry count");
     }
@@ -233,4 +244,11 @@ BENCHMARK(BM_Persistence_Recover1M)->Iterations(3)->Unit(benchmark::kMillisecond
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);  // one "opened" line per benchmark run is noise here
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

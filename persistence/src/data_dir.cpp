@@ -102,8 +102,9 @@ StoreResult<DataDirMarker> parseMarker(const std::string& text, const std::strin
     marker.createdTimeMs = std::stoll(fields.at("created-time-ms"));
   } catch (const std::exception&) {
     return StoreError{StoreErrorCode::CORRUPTION,
-                      "marker " + path + " lacks a field or has a malformed one; restore it or delete "
-                                         "the whole directory (losing its data)"};
+                      "marker " + path +
+                          " lacks a field or has a malformed one; restore it or delete "
+                          "the whole directory (losing its data)"};
   }
   return marker;
 }
@@ -127,9 +128,8 @@ StoreResult<PreparedDataDir> prepareUnchecked(const RocksDbStoreOptions& options
   if (!fs::exists(markerPath)) {
     std::vector<std::string> found = foreignEntries(dir);
     if (!found.empty()) {
-      return incompatible(options.path, "it holds " + std::to_string(found.size()) +
-                                            " entries (e.g. '" + found.front() + "') but no " +
-                                            MARKER_FILE + " marker");
+      return incompatible(options.path, "it holds " + std::to_string(found.size()) + " entries (e.g. '" +
+                                            found.front() + "') but no " + MARKER_FILE + " marker");
     }
     if (!options.createIfMissing) {
       return StoreError{StoreErrorCode::INVALID_ARGUMENT,
@@ -152,8 +152,8 @@ StoreResult<PreparedDataDir> prepareUnchecked(const RocksDbStoreOptions& options
                                           ", this build reads " + std::to_string(DATA_DIR_FORMAT_VERSION));
   }
   if (marker->clusterName != options.clusterName) {
-    return incompatible(options.path, "it belongs to cluster '" + marker->clusterName +
-                                          "', not '" + options.clusterName + "'");
+    return incompatible(options.path, "it belongs to cluster '" + marker->clusterName + "', not '" +
+                                          options.clusterName + "'");
   }
   if (marker->partitionCount != options.partitionCount) {
     return incompatible(options.path, "it was written with " + std::to_string(marker->partitionCount) +

@@ -27,8 +27,8 @@ uint16_t getU16(std::string_view in);  // callers check the length first
 uint32_t getU32(std::string_view in);
 uint64_t getU64(std::string_view in);
 
-std::string partitionPrefix(uint32_t partition);                      // 2 bytes
-std::string mapPrefix(uint32_t partition, std::string_view map);      // partition | map
+std::string partitionPrefix(uint32_t partition);                  // 2 bytes
+std::string mapPrefix(uint32_t partition, std::string_view map);  // partition | map
 std::string storeKey(uint32_t partition, std::string_view map, std::string_view key);
 
 struct DecodedKey {

@@ -5,13 +5,20 @@ namespace shoal::persistence {
 
 const char* storeErrorCodeName(StoreErrorCode code) {
   switch (code) {
-    case StoreErrorCode::IO_ERROR: return "IO_ERROR";
-    case StoreErrorCode::NO_SPACE: return "NO_SPACE";
-    case StoreErrorCode::CORRUPTION: return "CORRUPTION";
-    case StoreErrorCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case StoreErrorCode::INCOMPATIBLE: return "INCOMPATIBLE";
-    case StoreErrorCode::LOCKED: return "LOCKED";
-    case StoreErrorCode::UNAVAILABLE: return "UNAVAILABLE";
+    case StoreErrorCode::IO_ERROR:
+      return "IO_ERROR";
+    case StoreErrorCode::NO_SPACE:
+      return "NO_SPACE";
+    case StoreErrorCode::CORRUPTION:
+      return "CORRUPTION";
+    case StoreErrorCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case StoreErrorCode::INCOMPATIBLE:
+      return "INCOMPATIBLE";
+    case StoreErrorCode::LOCKED:
+      return "LOCKED";
+    case StoreErrorCode::UNAVAILABLE:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN";
 }

@@ -9,8 +9,10 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "key_codec.h"
+#include "rocksdb_logger.h"
 #include "rocksdb_status.h"
 #include "rocksdb_store_impl.h"
 
@@ -23,7 +25,7 @@ int64_t steadyMs() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-rocksdb::Options dbOptions(const RocksDbStoreOptions& o, bool fresh) {
+rocksdb::Options dbOptions(const RocksDbStoreOptions& o, const std::string& dbPath, bool fresh) {
   rocksdb::Options db;
   db.create_if_missing = fresh;
   db.error_if_exists = fresh;  // a fresh directory was empty: a database there is not ours
@@ -32,8 +34,7 @@ rocksdb::Options dbOptions(const RocksDbStoreOptions& o, bool fresh) {
   db.max_background_jobs = static_cast<int>(o.maxBackgroundJobs);
   db.write_buffer_size = o.writeBufferBytes;
   db.compression = o.compression ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
-  db.max_log_file_size = o.maxInfoLogBytes;
-  db.keep_log_file_num = 3;
+  db.info_log = makeSpdlogLogger(dbPath);  // no LOG file in the data directory
   // With an SstFileManager, RocksDB polls free space after a failed flush or compaction and
   // resumes by itself once there is room (observed: about 5 s).
   db.sst_file_manager.reset(rocksdb::NewSstFileManager(rocksdb::Env::Default()));
@@ -52,10 +53,16 @@ bool isWalFailure(const rocksdb::Status& status) {
 
 }  // namespace
 
-RocksDbStore::Impl::~Impl() { closeDb(); }
+RocksDbStore::Impl::~Impl() {
+  closeDb();
+}
 
 StoreResult<void> RocksDbStore::Impl::openDb(bool fresh) {
-  rocksdb::Options opts = dbOptions(options, fresh);
+  if (fresh) {  // RocksDB logs an error when it has to create the directory itself
+    std::error_code ignored;
+    std::filesystem::create_directories(dbPath, ignored);
+  }
+  rocksdb::Options opts = dbOptions(options, dbPath, fresh);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
       {QUEUE_COLUMN_FAMILY, rocksdb::ColumnFamilyOptions(opts)}};
@@ -106,8 +113,9 @@ uint64_t RocksDbStore::Impl::freeDiskBytes(uint64_t upcoming) {
 std::optional<StoreError> RocksDbStore::Impl::admitWrite(uint64_t bytes, bool bookkeeping) {
   if (walPoisoned.load() && !repairWal()) {
     return StoreError{StoreErrorCode::NO_SPACE,
-                      "writes to " + dbPath + " are paused: a write-ahead-log write failed on a full disk; "
-                      "free space and they resume (reads keep working)"};
+                      "writes to " + dbPath +
+                          " are paused: a write-ahead-log write failed on a full disk; "
+                          "free space and they resume (reads keep working)"};
   }
   if (options.reservedDiskBytes == 0) return std::nullopt;
   uint64_t free = freeDiskBytes(bytes);
@@ -180,9 +188,9 @@ std::optional<StoreError> RocksDbStore::Impl::checkTarget(std::string_view map, 
     return StoreError{StoreErrorCode::INVALID_ARGUMENT, "map names must be 1..65535 bytes"};
   }
   if (partition >= options.partitionCount) {
-    return StoreError{StoreErrorCode::INVALID_ARGUMENT,
-                      "partition " + std::to_string(partition) + " is outside 0.." +
-                          std::to_string(options.partitionCount - 1)};
+    return StoreError{StoreErrorCode::INVALID_ARGUMENT, "partition " + std::to_string(partition) +
+                                                            " is outside 0.." +
+                                                            std::to_string(options.partitionCount - 1)};
   }
   return std::nullopt;
 }

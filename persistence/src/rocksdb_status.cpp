@@ -20,8 +20,9 @@ StoreError toStoreError(const rocksdb::Status& status, std::string_view context)
   std::string message = std::string(context) + ": " + text;
   if (isNoSpace(status)) {
     return {StoreErrorCode::NO_SPACE,
-            message + " (the disk is full: free space; reads keep working and writes resume once "
-                      "space is available)"};
+            message +
+                " (the disk is full: free space; reads keep working and writes resume once "
+                "space is available)"};
   }
   if (status.IsCorruption()) return {StoreErrorCode::CORRUPTION, message};
   if (status.IsIOError() && (contains(text, "lock hold") || contains(text, "/LOCK"))) {

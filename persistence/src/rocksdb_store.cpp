@@ -34,9 +34,9 @@ std::optional<StoreError> validate(const RocksDbStoreOptions& o) {
   }
   if (o.blockCacheBytes < (1u << 20)) return bad("blockCacheBytes", "must be >= 1 MiB");
   if (o.writeBufferBytes < (64u << 10)) return bad("writeBufferBytes", "must be >= 64 KiB");
-  if (o.maxBackgroundJobs < 1 || o.maxBackgroundJobs > 64) return bad("maxBackgroundJobs", "must be in 1..64");
+  if (o.maxBackgroundJobs < 1 || o.maxBackgroundJobs > 64)
+    return bad("maxBackgroundJobs", "must be in 1..64");
   if (o.bloomBitsPerKey > 32) return bad("bloomBitsPerKey", "must be <= 32");
-  if (o.maxInfoLogBytes < (64u << 10)) return bad("maxInfoLogBytes", "must be >= 64 KiB");
   if (o.reservedDiskBytes > 0 && o.reservedDiskBytes < 2 * o.writeBufferBytes) {
     return bad("reservedDiskBytes", "must be 0 (off) or >= 2 * writeBufferBytes (room for a memtable flush)");
   }
@@ -92,7 +92,8 @@ StoreResult<std::optional<StoredValue>> RocksDbStore::load(std::string_view map,
   auto db = impl_->access();
   if (!db) return db.error();
   rocksdb::PinnableSlice bytes;
-  rocksdb::Status status = db->db->Get(rocksdb::ReadOptions(), db->data, codec::storeKey(partition, map, key), &bytes);
+  rocksdb::Status status =
+      db->db->Get(rocksdb::ReadOptions(), db->data, codec::storeKey(partition, map, key), &bytes);
   if (status.IsNotFound()) return std::optional<StoredValue>();
   if (!status.ok()) return impl_->failure(status, "load");
   auto decoded = codec::decodeValue(bytes.ToStringView());
@@ -117,14 +118,16 @@ StoreResult<std::vector<std::optional<StoredValue>>> RocksDbStore::loadMany(std:
   std::vector<rocksdb::Status> statuses(keys.size());
   auto db = impl_->access();
   if (!db) return db.error();
-  db->db->MultiGet(rocksdb::ReadOptions(), db->data, keys.size(), slices.data(), values.data(), statuses.data());
+  db->db->MultiGet(rocksdb::ReadOptions(), db->data, keys.size(), slices.data(), values.data(),
+                   statuses.data());
   std::vector<std::optional<StoredValue>> out(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (statuses[i].IsNotFound()) continue;
     if (!statuses[i].ok()) return impl_->failure(statuses[i], "loadMany");
     auto decoded = codec::decodeValue(values[i].ToStringView());
     if (!decoded) {
-      return StoreError{StoreErrorCode::CORRUPTION, "value in map '" + std::string(map) + "' has an unknown header"};
+      return StoreError{StoreErrorCode::CORRUPTION,
+                        "value in map '" + std::string(map) + "' has an unknown header"};
     }
     out[i] = StoredValue{std::string(decoded->value), decoded->meta};
   }
@@ -220,8 +223,12 @@ RocksDbStoreStats RocksDbStore::stats() const {
   return out;
 }
 
-const DataDirMarker& RocksDbStore::marker() const { return impl_->marker; }
+const DataDirMarker& RocksDbStore::marker() const {
+  return impl_->marker;
+}
 
-const RocksDbStoreOptions& RocksDbStore::options() const { return impl_->options; }
+const RocksDbStoreOptions& RocksDbStore::options() const {
+  return impl_->options;
+}
 
 }  // namespace shoal::persistence

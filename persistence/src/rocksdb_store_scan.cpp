@@ -67,8 +67,8 @@ StoreResult<void> RocksDbStore::forEach(uint32_t partition, const EntryVisitor& 
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper;
-  read.fill_cache = false;           // a bulk pass must not evict the hot working set
-  read.readahead_size = 2u << 20;    // sequential: read ahead 2 MiB
+  read.fill_cache = false;         // a bulk pass must not evict the hot working set
+  read.readahead_size = 2u << 20;  // sequential: read ahead 2 MiB
   auto db = impl_->access();
   if (!db) return db.error();
   std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(read, db->data));

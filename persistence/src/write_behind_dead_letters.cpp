@@ -25,10 +25,11 @@ StoreResult<std::vector<DeadLetter>> WriteBehindQueue::listDeadLetters(uint32_t 
     auto key = codec::decodeStoreKey(entryKey);
     auto record = wblog::decodeRecord(it->value().ToStringView());
     if (!key || !record) {
-      return StoreError{StoreErrorCode::CORRUPTION, "undecodable dead letter in queue '" + s.options.name + "'"};
+      return StoreError{StoreErrorCode::CORRUPTION,
+                        "undecodable dead letter in queue '" + s.options.name + "'"};
     }
-    DeadLetter letter{std::string(key->map), key->partition, std::string(key->key), std::nullopt,
-                      record->meta, record->attempts, record->lastError, record->deadAtMs};
+    DeadLetter letter{std::string(key->map), key->partition,   std::string(key->key), std::nullopt,
+                      record->meta,          record->attempts, record->lastError,     record->deadAtMs};
     if (!record->erase) letter.value = std::move(record->value);
     out.push_back(std::move(letter));
   }
@@ -58,11 +59,19 @@ StoreResult<uint64_t> WriteBehindQueue::replayDeadLetters() {
     auto key = codec::decodeStoreKey(entryKey);
     auto record = wblog::decodeRecord(it->value().ToStringView());
     if (!key || !record) {
-      return StoreError{StoreErrorCode::CORRUPTION, "undecodable dead letter in queue '" + s.options.name + "'"};
+      return StoreError{StoreErrorCode::CORRUPTION,
+                        "undecodable dead letter in queue '" + s.options.name + "'"};
     }
     // Due now, and still due after a restart: its delay counts as already served.
-    PendingEntry entry{++s.lastSeq, key->partition, std::string(key->map), std::string(key->key),
-                       std::nullopt, record->meta, now - s.options.delayMs, now, 0};
+    PendingEntry entry{++s.lastSeq,
+                       key->partition,
+                       std::string(key->map),
+                       std::string(key->key),
+                       std::nullopt,
+                       record->meta,
+                       now - s.options.delayMs,
+                       now,
+                       0};
     if (!record->erase) entry.value = std::move(record->value);
     batch.Put(db->queue, s.pendingPrefix + entryKey, wblog::encodeRecord(s.recordOf(entry)));
     requeued.emplace_back(std::move(entryKey), std::move(entry));

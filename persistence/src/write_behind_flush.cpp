@@ -87,7 +87,8 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
   // Bookkeeping may use part of the disk reserve: without it a full disk would make the queue
   // write the same entries to the target over and over.
   uint64_t bytes = 4096;
-  for (const FlushItem& item : items) bytes += 128 + item.entryKey.size() + (item.error ? item.entry.key.size() : 0);
+  for (const FlushItem& item : items)
+    bytes += 128 + item.entryKey.size() + (item.error ? item.entry.key.size() : 0);
   auto refused = log.admitWrite(bytes, true);
   auto db = refused ? StoreResult<DbAccess>(*refused) : log.access();
   rocksdb::WriteBatch cleanup;  // not synced: losing it only means writing an entry again

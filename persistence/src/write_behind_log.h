@@ -24,12 +24,12 @@ std::string logKey(std::string_view queueName, char kind, std::string_view entry
 
 struct LogRecord {
   bool erase = false;
-  uint64_t seq = 0;              // enqueue order within the queue; identifies one pending write
-  int64_t firstEnqueuedMs = 0;   // first enqueue since the key was last written (delay base)
+  uint64_t seq = 0;             // enqueue order within the queue; identifies one pending write
+  int64_t firstEnqueuedMs = 0;  // first enqueue since the key was last written (delay base)
   StoredMeta meta;
-  uint32_t attempts = 0;         // dead letters: failed attempts
-  int64_t deadAtMs = 0;          // dead letters: when the queue gave up
-  StoreError lastError;          // dead letters: the last failure
+  uint32_t attempts = 0;  // dead letters: failed attempts
+  int64_t deadAtMs = 0;   // dead letters: when the queue gave up
+  StoreError lastError;   // dead letters: the last failure
   std::string value;
 };
 

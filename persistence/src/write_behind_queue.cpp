@@ -59,8 +59,15 @@ StoreResult<void> WriteBehindQueue::State::recover() {
       return StoreError{StoreErrorCode::CORRUPTION, "write-behind queue '" + options.name +
                                                         "' has an undecodable record in " + log.dbPath};
     }
-    PendingEntry entry{record->seq, key->partition, std::string(key->map), std::string(key->key),
-                       std::nullopt, record->meta, record->firstEnqueuedMs, 0, 0};
+    PendingEntry entry{record->seq,
+                       key->partition,
+                       std::string(key->map),
+                       std::string(key->key),
+                       std::nullopt,
+                       record->meta,
+                       record->firstEnqueuedMs,
+                       0,
+                       0};
     if (!record->erase) entry.value = std::move(record->value);
     entry.dueMs = entry.firstEnqueuedMs + options.delayMs;
     lastSeq = std::max(lastSeq, entry.seq);
@@ -134,11 +141,19 @@ StoreResult<std::vector<EnqueueOutcome>> WriteBehindQueue::State::enqueueMany(
       outcomes.push_back(EnqueueOutcome::STALE);
       continue;
     }
-    PendingEntry next{++lastSeq, w.partition, std::string(w.map), std::string(w.key), std::nullopt, w.meta,
-                      current ? current->firstEnqueuedMs : now, 0, current ? current->attempts : 0};
+    PendingEntry next{++lastSeq,
+                      w.partition,
+                      std::string(w.map),
+                      std::string(w.key),
+                      std::nullopt,
+                      w.meta,
+                      current ? current->firstEnqueuedMs : now,
+                      0,
+                      current ? current->attempts : 0};
     if (w.value) next.value.emplace(*w.value);
     next.dueMs = current && current->attempts > 0 ? current->dueMs : next.firstEnqueuedMs + options.delayMs;
-    rocksdb::Status status = batch.Put(db->queue, pendingPrefix + entryKey, wblog::encodeRecord(recordOf(next)));
+    rocksdb::Status status =
+        batch.Put(db->queue, pendingPrefix + entryKey, wblog::encodeRecord(recordOf(next)));
     if (!status.ok()) return log.failure(status, "enqueue");
     outcomes.push_back(current ? EnqueueOutcome::COALESCED : EnqueueOutcome::QUEUED);
     planned.insert_or_assign(std::move(entryKey), std::move(next));
@@ -197,6 +212,8 @@ uint64_t WriteBehindQueue::deadLetterCount() const {
   return state_->deadKeys.size();
 }
 
-const WriteBehindOptions& WriteBehindQueue::options() const { return state_->options; }
+const WriteBehindOptions& WriteBehindQueue::options() const {
+  return state_->options;
+}
 
 }  // namespace shoal::persistence

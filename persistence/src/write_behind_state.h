@@ -46,7 +46,7 @@ struct WriteBehindQueue::State {
 
   std::mutex flushMutex;  // one flush at a time; taken before `mutex`
   mutable std::mutex mutex;
-  std::unordered_map<std::string, PendingEntry> entries;  // by entry key (RocksDbStore key)
+  std::unordered_map<std::string, PendingEntry> entries;      // by entry key (RocksDbStore key)
   std::map<std::pair<int64_t, uint64_t>, std::string> byDue;  // (dueMs, seq) -> entry key
   std::set<std::string> deadKeys;
   // Dead letters made obsolete by a later successful write while the log could not be updated;

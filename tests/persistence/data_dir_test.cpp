@@ -1,7 +1,6 @@
 // The data-directory guard: a fresh directory gets a marker; a foreign, mismatched or damaged one
 // is refused with a clear error and left exactly as it was; one directory, one store.
 #include <catch2/catch.hpp>
-
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -72,8 +71,8 @@ TEST_CASE("persistence: a directory with other files and no marker is refused an
   auto refused = RocksDbStore::open(optionsFor(dir.sub("data")));
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().code == StoreErrorCode::INCOMPATIBLE);
-  CHECK_THAT(refused.error().message, Catch::Contains("no SHOAL_DATA_DIR marker") &&
-                                          Catch::Contains("Nothing was changed"));
+  CHECK_THAT(refused.error().message,
+             Catch::Contains("no SHOAL_DATA_DIR marker") && Catch::Contains("Nothing was changed"));
   CHECK(snapshot(dir.path()) == before);
   CHECK(readFile(dir.path() / "data/important.txt") == "do not delete");
 

@@ -1,7 +1,6 @@
 // RocksDbStore::listKeys paging: every key of the map exactly once, across page sizes, for one
 // partition and for all; other maps never leak in; a listing survives writes between pages.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <random>
 #include <set>
@@ -84,7 +83,8 @@ TEST_CASE("persistence: listKeys pages through every key exactly once", "[persis
   CHECK(nothing->nextCursor.empty());
 }
 
-TEST_CASE("persistence: a listing continues across writes and rejects foreign cursors", "[persistence][unit]") {
+TEST_CASE("persistence: a listing continues across writes and rejects foreign cursors",
+          "[persistence][unit]") {
   TempDir dir;
   RocksDbStoreOptions options;
   options.path = dir.sub("data");

@@ -1,7 +1,6 @@
 // A full disk (ENOSPC on a small tmpfs): writes fail with NO_SPACE, nothing crashes, reads keep
 // working, and writes resume once space is freed. Needs root for mount(2); skipped otherwise.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -25,7 +24,6 @@ RocksDbStoreOptions smallOptions(const fs::path& path) {
   options.partitionCount = 16;
   options.writeBufferBytes = 256u << 10;  // flushes (and so failures) happen within the 2 MiB
   options.blockCacheBytes = 1u << 20;
-  options.maxInfoLogBytes = 64u << 10;
   options.reservedDiskBytes = 512u << 10;
   return options;
 }
@@ -48,7 +46,8 @@ std::string randomValue(std::mt19937_64& rng, size_t bytes) {
 
 }  // namespace
 
-TEST_CASE("persistence: below the disk reserve, writes get NO_SPACE before RocksDB fails", "[persistence][unit]") {
+TEST_CASE("persistence: below the disk reserve, writes get NO_SPACE before RocksDB fails",
+          "[persistence][unit]") {
   TmpfsMount disk(TMPFS_BYTES);
   if (!disk.mounted()) {
     WARN("skipped: cannot mount a tmpfs (" << disk.error() << "); run as root to test a full disk");
@@ -77,7 +76,8 @@ TEST_CASE("persistence: below the disk reserve, writes get NO_SPACE before Rocks
   MemoryStore target;
   auto queue = WriteBehindQueue::open(store, target, {.name = "q"});
   REQUIRE(queue.ok());
-  CHECK((*queue)->enqueue({"m", 1, "k", "v", {1, 0, 0}}).error().code == StoreErrorCode::NO_SPACE);
+  const std::string value(64u << 10, 'v');  // more than the room left above the reserve
+  CHECK((*queue)->enqueue({"m", 1, "k", value, {1, 0, 0}}).error().code == StoreErrorCode::NO_SPACE);
   CHECK((*queue)->pending() == 0);
 
   fs::remove(disk.path() / "filler");

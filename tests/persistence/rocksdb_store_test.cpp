@@ -1,11 +1,12 @@
 // RocksDbStore as a MapStore: round trips with metadata, isolation of maps and partitions,
 // partition drops, reopen and crash durability, argument checks.
+#include "shoal/persistence/rocksdb_store.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-#include "shoal/persistence/rocksdb_store.h"
 #include "test_support.h"
 
 using namespace shoal::persistence;
@@ -23,7 +24,8 @@ std::unique_ptr<RocksDbStore> openStore(const std::string& path, uint32_t partit
   return std::move(*store);
 }
 
-std::optional<std::string> valueOf(RocksDbStore& store, std::string_view map, uint32_t p, std::string_view key) {
+std::optional<std::string> valueOf(RocksDbStore& store, std::string_view map, uint32_t p,
+                                   std::string_view key) {
   auto loaded = store.load(map, p, key);
   REQUIRE(loaded.ok());
   if (!loaded->has_value()) return std::nullopt;
@@ -96,20 +98,27 @@ TEST_CASE("persistence: maps and partitions do not see each other's keys", "[per
   CHECK(page->nextCursor.empty());
 }
 
-TEST_CASE("persistence: forEach visits one partition with metadata and can stop early", "[persistence][unit]") {
+TEST_CASE("persistence: forEach visits one partition with metadata and can stop early",
+          "[persistence][unit]") {
   TempDir dir;
   auto store = openStore(dir.sub("data"));
   REQUIRE(store->store("m1", 4, "k1", "v1", {3, 111, 0}).ok());
   REQUIRE(store->store("m2", 4, "k2", "v2", {4, 0, 1}).ok());
   REQUIRE(store->store("m1", 5, "other", "v", {}).ok());
   std::vector<std::tuple<std::string, std::string, std::string, StoredMeta>> seen;
-  REQUIRE(store->forEach(4, [&](const StoredEntryView& e) {
-                  seen.emplace_back(std::string(e.map), std::string(e.key), std::string(e.value), e.meta);
-                  return true;
-                }).ok());
+  REQUIRE(store
+              ->forEach(4,
+                        [&](const StoredEntryView& e) {
+                          seen.emplace_back(std::string(e.map), std::string(e.key), std::string(e.value),
+                                            e.meta);
+                          return true;
+                        })
+              .ok());
   REQUIRE(seen.size() == 2);
-  CHECK(seen[0] == std::make_tuple(std::string("m1"), std::string("k1"), std::string("v1"), StoredMeta{3, 111, 0}));
-  CHECK(seen[1] == std::make_tuple(std::string("m2"), std::string("k2"), std::string("v2"), StoredMeta{4, 0, 1}));
+  CHECK(seen[0] ==
+        std::make_tuple(std::string("m1"), std::string("k1"), std::string("v1"), StoredMeta{3, 111, 0}));
+  CHECK(seen[1] ==
+        std::make_tuple(std::string("m2"), std::string("k2"), std::string("v2"), StoredMeta{4, 0, 1}));
 
   int visits = 0;
   REQUIRE(store->forEach(4, [&](const StoredEntryView&) { return ++visits, false; }).ok());
@@ -146,7 +155,8 @@ TEST_CASE("persistence: a reopened store has its data", "[persistence][unit]") {
   {
     auto store = openStore(dir.sub("data"));
     for (int i = 0; i < 1000; ++i) {
-      REQUIRE(store->store("m", i % 16, "k" + std::to_string(i), "v" + std::to_string(i), {uint64_t(i), 0, 0}).ok());
+      REQUIRE(store->store("m", i % 16, "k" + std::to_string(i), "v" + std::to_string(i), {uint64_t(i), 0, 0})
+                  .ok());
     }
     REQUIRE(store->erase("m", 1, "k1").ok());
   }
@@ -172,7 +182,8 @@ TEST_CASE("persistence: a process that dies without closing loses no acknowledge
     auto store = RocksDbStore::open(options);
     if (!store) ::_exit(2);
     for (int i = 0; i < 500; ++i) {
-      if (!(*store)->store("m", i % 16, "k" + std::to_string(i), "v" + std::to_string(i), {}).ok()) ::_exit(3);
+      if (!(*store)->store("m", i % 16, "k" + std::to_string(i), "v" + std::to_string(i), {}).ok())
+        ::_exit(3);
     }
     ::_exit(0);
   }
@@ -181,7 +192,8 @@ TEST_CASE("persistence: a process that dies without closing loses no acknowledge
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
   auto store = openStore(path);
-  for (int i = 0; i < 500; ++i) CHECK(valueOf(*store, "m", i % 16, "k" + std::to_string(i)) == "v" + std::to_string(i));
+  for (int i = 0; i < 500; ++i)
+    CHECK(valueOf(*store, "m", i % 16, "k" + std::to_string(i)) == "v" + std::to_string(i));
 }
 
 TEST_CASE("persistence: wrong arguments are INVALID_ARGUMENT, not crashes", "[persistence][unit]") {
@@ -193,7 +205,8 @@ TEST_CASE("persistence: wrong arguments are INVALID_ARGUMENT, not crashes", "[pe
   CHECK(code(store->store(std::string(70'000, 'm'), 0, "k", "v", {})) == StoreErrorCode::INVALID_ARGUMENT);
   CHECK(code(store->load("m", 99, "k")) == StoreErrorCode::INVALID_ARGUMENT);
   CHECK(code(store->dropPartition(16)) == StoreErrorCode::INVALID_ARGUMENT);
-  CHECK(code(store->forEach(16, [](const StoredEntryView&) { return true; })) == StoreErrorCode::INVALID_ARGUMENT);
+  CHECK(code(store->forEach(16, [](const StoredEntryView&) { return true; })) ==
+        StoreErrorCode::INVALID_ARGUMENT);
   CHECK(code(store->listKeys("m", 0, "", 0)) == StoreErrorCode::INVALID_ARGUMENT);
   CHECK(code(store->listKeys("m", 0, "garbage-cursor", 10)) == StoreErrorCode::INVALID_ARGUMENT);
   CHECK_THROWS_AS(store->load("m", 99, "k").value(), std::logic_error);

@@ -84,8 +84,9 @@ class ManualClock {
 
 // The seed of a randomised test: SHOAL_TEST_SEED if set, else random; always printed.
 inline uint64_t testSeed(const char* testName) {
-  uint64_t seed = std::getenv("SHOAL_TEST_SEED") != nullptr ? std::strtoull(std::getenv("SHOAL_TEST_SEED"), nullptr, 10)
-                                                             : std::random_device{}();
+  uint64_t seed = std::getenv("SHOAL_TEST_SEED") != nullptr
+                      ? std::strtoull(std::getenv("SHOAL_TEST_SEED"), nullptr, 10)
+                      : std::random_device{}();
   std::printf("%s: seed %llu (rerun with SHOAL_TEST_SEED=%llu)\n", testName,
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   return seed;
@@ -146,7 +147,8 @@ class MemoryStore final : public MapStore {
     }
     return {};
   }
-  StoreResult<KeyPage> listKeys(std::string_view, std::optional<uint32_t>, std::string_view, uint32_t) override {
+  StoreResult<KeyPage> listKeys(std::string_view, std::optional<uint32_t>, std::string_view,
+                                uint32_t) override {
     return StoreError{StoreErrorCode::INVALID_ARGUMENT, "not needed by these tests"};
   }
   StoreResult<void> forEach(uint32_t, const EntryVisitor&) override { return {}; }

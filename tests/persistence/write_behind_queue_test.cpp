@@ -1,11 +1,12 @@
 // WriteBehindQueue: coalescing, delay and batching, retry with backoff, dead letters and their
 // replay, and that nothing pending is lost by a flush race or a crash.
+#include "shoal/persistence/write_behind_queue.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-#include "shoal/persistence/write_behind_queue.h"
 #include "test_support.h"
 
 using namespace shoal::persistence;
@@ -59,10 +60,12 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("persistence: write-behind coalesces writes of a key and waits out the delay", "[persistence][unit]") {
+TEST_CASE("persistence: write-behind coalesces writes of a key and waits out the delay",
+          "[persistence][unit]") {
   Fixture f;
   CHECK(f.put("k", "v1", 1) == EnqueueOutcome::QUEUED);
-  for (uint64_t v = 2; v <= 5; ++v) CHECK(f.put("k", "v" + std::to_string(v), v) == EnqueueOutcome::COALESCED);
+  for (uint64_t v = 2; v <= 5; ++v)
+    CHECK(f.put("k", "v" + std::to_string(v), v) == EnqueueOutcome::COALESCED);
   CHECK(f.put("k", "old", 3) == EnqueueOutcome::STALE);  // a replayed older write loses
   CHECK(f.queue->pending() == 1);
 
@@ -100,7 +103,7 @@ TEST_CASE("persistence: write-behind writes full batches without waiting", "[per
   CHECK(outcomes->size() == 25);
 
   auto report = f.flushDue();
-  CHECK(report.written == 20);       // two whole batches of 10, oldest first
+  CHECK(report.written == 20);  // two whole batches of 10, oldest first
   CHECK(f.target.storeManyCalls == 2);
   CHECK(f.queue->pending() == 5);
   CHECK(f.target.valueOf("m", 2, "k0") == "v");
@@ -109,7 +112,8 @@ TEST_CASE("persistence: write-behind writes full batches without waiting", "[per
   CHECK(f.target.size() == 25);
 }
 
-TEST_CASE("persistence: write-behind retries with backoff, then dead-letters, then replays", "[persistence][unit]") {
+TEST_CASE("persistence: write-behind retries with backoff, then dead-letters, then replays",
+          "[persistence][unit]") {
   Fixture f;
   f.target.poisonKeys = {"bad"};
   f.put("good1", "g", 1);
@@ -128,12 +132,12 @@ TEST_CASE("persistence: write-behind retries with backoff, then dead-letters, th
   f.flushDue();
   CHECK(f.target.storeManyCalls == calls);  // still backing off (100 ms after attempt 1)
   f.clock.advance(1);
-  CHECK(f.flushDue().failedAttempts == 1);   // attempt 2; next wait 200 ms
+  CHECK(f.flushDue().failedAttempts == 1);  // attempt 2; next wait 200 ms
   f.clock.advance(199);
   f.flushDue();
   CHECK(f.target.storeManyCalls == calls + 1);
   f.clock.advance(1);
-  auto last = f.flushDue();                  // attempt 3 = maxAttempts
+  auto last = f.flushDue();  // attempt 3 = maxAttempts
   REQUIRE(last.deadLettered.size() == 1);
   CHECK(last.deadLettered[0].key == "bad");
   CHECK(last.deadLettered[0].attempts == 3);
@@ -197,7 +201,8 @@ TEST_CASE("persistence: write-behind keeps entries while the target is down", "[
   CHECK(f.flushDue().written == 10);
 }
 
-TEST_CASE("persistence: write-behind flush() drains the queue and reports what it gave up on", "[persistence][unit]") {
+TEST_CASE("persistence: write-behind flush() drains the queue and reports what it gave up on",
+          "[persistence][unit]") {
   Fixture f;
   f.options.initialBackoffMs = 1;  // flush() sleeps real time between attempts
   f.options.maxAttempts = 4;
@@ -237,7 +242,8 @@ TEST_CASE("persistence: write-behind never loses a write enqueued during its flu
   CHECK(f.target.valueOf("m", 1, "k") == "v2");
 }
 
-TEST_CASE("persistence: write-behind entries survive a crash and are written after reopen", "[persistence][unit]") {
+TEST_CASE("persistence: write-behind entries survive a crash and are written after reopen",
+          "[persistence][unit]") {
   Fixture f;
   f.put("closed", "cleanly", 1);
   f.reopen();  // destroyed without flush
@@ -256,7 +262,8 @@ TEST_CASE("persistence: write-behind entries survive a crash and are written aft
     auto queue = WriteBehindQueue::open(**log, f.target, f.options, f.clock.fn());
     if (!queue) ::_exit(3);
     for (int i = 0; i < 200; ++i) {
-      if (!(*queue)->enqueue({"m", uint32_t(i % 16), "c" + std::to_string(i), "v", {1, 0, 0}}).ok()) ::_exit(4);
+      if (!(*queue)->enqueue({"m", uint32_t(i % 16), "c" + std::to_string(i), "v", {1, 0, 0}}).ok())
+        ::_exit(4);
     }
     ::_exit(0);
   }

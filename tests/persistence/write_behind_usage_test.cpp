@@ -3,7 +3,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
-
 #include <fstream>
 #include <map>
 #include <random>
@@ -36,7 +35,8 @@ TEST_CASE("persistence: write-behind under concurrent enqueues and flushes ends 
   auto log = openLog(dir);
   MemoryStore target;
   ManualClock clock;
-  auto opened = WriteBehindQueue::open(*log, target, {.name = "c", .delayMs = 0, .batchSize = 16}, clock.fn());
+  auto opened =
+      WriteBehindQueue::open(*log, target, {.name = "c", .delayMs = 0, .batchSize = 16}, clock.fn());
   REQUIRE(opened.ok());
   WriteBehindQueue& queue = **opened;
 
@@ -161,13 +161,15 @@ TEST_CASE("persistence: write-behind options are checked with the field named", 
   CHECK_THAT(refusal({.name = "q", .delayMs = -1}), Catch::Contains("delayMs"));
   CHECK_THAT(refusal({.name = "q", .batchSize = 0}), Catch::Contains("batchSize"));
   CHECK_THAT(refusal({.name = "q", .maxAttempts = 0}), Catch::Contains("maxAttempts"));
-  CHECK_THAT(refusal({.name = "q", .initialBackoffMs = 10, .maxBackoffMs = 5}), Catch::Contains("maxBackoffMs"));
+  CHECK_THAT(refusal({.name = "q", .initialBackoffMs = 10, .maxBackoffMs = 5}),
+             Catch::Contains("maxBackoffMs"));
   auto fine = WriteBehindQueue::open(*log, target, {.name = "q"});  // a refusal leaves the name free
   CHECK(fine.ok());
   if (fine) fine->reset();
 }
 
-TEST_CASE("persistence: a directory left by an interrupted first start is initialised", "[persistence][unit]") {
+TEST_CASE("persistence: a directory left by an interrupted first start is initialised",
+          "[persistence][unit]") {
   TempDir dir;
   std::filesystem::create_directories(dir.path() / "data");
   std::ofstream(dir.path() / "data/SHOAL_DATA_DIR.tmp") << "format-ver";  // crashed mid-write

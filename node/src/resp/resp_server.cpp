@@ -60,6 +60,24 @@ class Server::Connection {
       filled_ += n;
       bool close = processBuffered();
       bool drained = size_t(n) < space;
+      if (server_.maps_.hasPendingChanges()) {
+        // Write-through: the replies go out once this round's changes are stored.
+        return server_.maps_.commit()
+            .catch_([this](kj::Exception&& e) {
+              std::string text = e.getDescription().cStr();
+              auto at = text.find("shoal:store-failed: ");
+              auto reason = at == std::string::npos ? text : text.substr(at + 20);
+              out_.clear();
+              ReplyWriter writer(&out_);
+              for (size_t i = 0; i < executed_; ++i) writer.error("ERR store failed, not stored: " + reason);
+            })
+            .then([this, close]() { return flush(close); })
+            .then([this, close, drained]() -> kj::Promise<void> {
+              if (close) return kj::READY_NOW;
+              if (drained) return observer_.whenBecomesReadable().then([this]() { return readMore(); });
+              return readMore();
+            });
+      }
       if (!out_.empty() || close) {
         return flush(close).then([this, close, drained]() -> kj::Promise<void> {
           if (close) return kj::READY_NOW;
@@ -95,6 +113,7 @@ class Server::Connection {
   // Executes every complete command in the buffer; true when the connection must close.
   bool processBuffered() {
     ReplyWriter writer(&out_);
+    executed_ = 0;
     size_t offset = 0;
     bool close = false;
     while (!close) {
@@ -110,6 +129,7 @@ class Server::Connection {
       }
       offset += consumed;
       server_.commands_.execute(args_, session_, writer);
+      ++executed_;
       close = session_.closeAfterReply;
     }
     // Keep the unparsed tail at the front of the buffer.
@@ -129,6 +149,7 @@ class Server::Connection {
   size_t filled_ = 0;
   std::string out_;
   size_t written_ = 0;
+  size_t executed_ = 0;  // commands answered in out_ (replaced by errors if their store fails)
   std::vector<std::string_view> args_;
 };
 
@@ -136,6 +157,7 @@ Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& even
                std::string mapName, const Clock& clock, std::string address, ParserLimits limits)
     : receiver_(kj::mv(receiver)),
       eventPort_(eventPort),
+      maps_(maps),
       commands_(maps, std::move(mapName), clock, stats_, address),
       address_(std::move(address)),
       limits_(limits),

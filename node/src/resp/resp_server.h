@@ -28,6 +28,7 @@ class Server : private kj::TaskSet::ErrorHandler {
   kj::Own<kj::ConnectionReceiver> receiver_;
   kj::UnixEventPort& eventPort_;
   ServerStats stats_;
+  MapService& maps_;
   Commands commands_;
   std::string address_;
   ParserLimits limits_;

@@ -18,6 +18,7 @@ enum class ErrorCode {
   CONFLICT,          // a precondition failed
   UNAUTHORIZED,
   WRONG_OWNER,  // the partition moved (cluster); the client refreshes and retries
+  STORE_FAILED, // the backing store refused the write (disk full, I/O error): it was not stored
 };
 
 std::string_view errorCodeName(ErrorCode code);
@@ -55,6 +56,8 @@ inline std::string_view errorCodeName(ErrorCode code) {
       return "conflict";
     case ErrorCode::UNAUTHORIZED:
       return "unauthorized";
+    case ErrorCode::STORE_FAILED:
+      return "store failed";
     case ErrorCode::WRONG_OWNER:
       return "wrong owner";
   }

@@ -15,5 +15,6 @@ inline wire::ErrorCode toWireCode(ErrorCode code) {
 }
 static_assert(static_cast<int>(wire::ErrorCode::WRONG_OWNER) == static_cast<int>(ErrorCode::WRONG_OWNER));
 static_assert(static_cast<int>(wire::ErrorCode::UNAUTHORIZED) == static_cast<int>(ErrorCode::UNAUTHORIZED));
+static_assert(static_cast<int>(wire::ErrorCode::STORE_FAILED) == static_cast<int>(ErrorCode::STORE_FAILED));
 
 }  // namespace shoal

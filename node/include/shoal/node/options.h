@@ -4,13 +4,21 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace shoal {
+namespace persistence { class MapStore; }
 
 enum class Eviction { NONE, LRU, LFU };
+
+// How a map is kept in the member's backing store (RocksDB in data-dir, or NodeOptions::store).
+enum class MapPersistenceMode {
+  NONE,           // memory only
+  WRITE_THROUGH,  // every write is stored (fsynced) before it is acknowledged; restored at start
+};
 
 struct MapOptions {
   uint64_t maxEntries = 0;            // entries of the map on this member; 0 = unbounded
@@ -18,6 +26,8 @@ struct MapOptions {
   Eviction eviction = Eviction::LRU;  // with a limit: LRU / LFU evict (sampled); NONE rejects writes
   int64_t defaultTtlMs = 0;           // TTL of writes that give none, ms; 0 = never expire
   int64_t defaultMaxIdleMs = 0;       // max idle of writes that give none, ms; 0 = none
+  // Used when the member has a store (data-dir or `store`); default: write-through.
+  MapPersistenceMode persistence = MapPersistenceMode::WRITE_THROUGH;
 };
 
 struct Limits {
@@ -35,7 +45,9 @@ struct NodeOptions {
   std::vector<std::string> seeds;         // HOST:PORT of members to join (cluster issue)
   std::string resp = "";                  // RESP (Redis protocol) address HOST:PORT; "" = off
   std::string respMap = "default";        // the Shoal map that Redis commands read and write
-  std::string dataDir = "";               // data directory; "" = in memory only
+  std::string dataDir = "";               // data directory (RocksDB); "" = in memory only
+  // Embedding: your own backing store (e.g. a SQL database) instead of RocksDB in dataDir.
+  std::shared_ptr<persistence::MapStore> store;
   uint32_t partitionCount = 271;          // fixed per cluster (1 .. 65535)
   std::string logLevel = "info";          // trace, debug, info, warn, error, off
   Limits limits;

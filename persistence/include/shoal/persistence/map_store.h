@@ -51,7 +51,7 @@ struct StoreWrite {
   uint32_t partition = 0;
   std::string_view key;
   std::optional<std::string_view> value;  // nullopt: erase the key
-  StoredMeta meta;                         // ignored for an erase
+  StoredMeta meta;                        // ignored for an erase
 };
 
 struct ListedKey {

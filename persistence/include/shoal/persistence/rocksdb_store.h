@@ -15,18 +15,18 @@ namespace shoal::persistence {
 class WriteBehindQueue;
 
 struct RocksDbStoreOptions {
-  std::string path;                       // data directory (required); the database is <path>/db
-  std::string clusterName = "shoal";      // recorded in the marker; a directory of another cluster is refused
-  uint32_t partitionCount = 271;          // partitions of the cluster, 1..65535; must match the marker
-  bool createIfMissing = true;            // false: refuse to initialise a missing or empty directory
-  bool syncWrites = true;                 // fsync the WAL before a write returns (write-through durability)
-  uint64_t blockCacheBytes = 64ull << 20; // LRU cache of uncompressed data blocks, >= 1 MiB (default 64 MiB)
-  uint64_t writeBufferBytes = 32ull << 20;// memtable size before it is flushed to an SST, >= 64 KiB (32 MiB)
-  uint32_t maxBackgroundJobs = 2;         // RocksDB flush + compaction threads, 1..64
-  bool compression = true;                // LZ4-compress SST blocks (memtables and the WAL stay raw)
-  uint32_t bloomBitsPerKey = 10;          // bloom filter bits per key for point loads, 0 = none, <= 32
-  uint64_t maxInfoLogBytes = 8ull << 20;  // RocksDB's own text LOG is rotated at this size, 3 files kept
-  uint64_t reservedDiskBytes = 128ull << 20; // writes get NO_SPACE while less is free on the disk, 0 = off
+  std::string path;                   // data directory (required); the database is <path>/db
+  std::string clusterName = "shoal";  // recorded in the marker; a directory of another cluster is refused
+  uint32_t partitionCount = 271;      // partitions of the cluster, 1..65535; must match the marker
+  bool createIfMissing = true;        // false: refuse to initialise a missing or empty directory
+  bool syncWrites = true;             // fsync the WAL before a write returns (write-through durability)
+  uint64_t blockCacheBytes = 64ull << 20;  // LRU cache of uncompressed data blocks, >= 1 MiB (default 64 MiB)
+  uint64_t writeBufferBytes =
+      32ull << 20;                 // memtable size before it is flushed to an SST, >= 64 KiB (32 MiB)
+  uint32_t maxBackgroundJobs = 2;  // RocksDB flush + compaction threads, 1..64
+  bool compression = true;         // LZ4-compress SST blocks (memtables and the WAL stay raw)
+  uint32_t bloomBitsPerKey = 10;   // bloom filter bits per key for point loads, 0 = none, <= 32
+  uint64_t reservedDiskBytes = 128ull << 20;  // writes get NO_SPACE while less is free on the disk, 0 = off
 };
 
 // What the marker file records; fixed when the directory is first initialised.
@@ -34,7 +34,7 @@ struct DataDirMarker {
   uint32_t formatVersion = 0;  // on-disk format of this directory (this build: 1)
   std::string clusterName;
   uint32_t partitionCount = 0;
-  int64_t createdTimeMs = 0;   // Unix ms of the first open
+  int64_t createdTimeMs = 0;  // Unix ms of the first open
 };
 
 // Estimates from RocksDB's properties, for metrics; cheap to read.

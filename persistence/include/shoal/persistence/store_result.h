@@ -37,9 +37,9 @@ template <typename T>
 class [[nodiscard]] StoreResult {
  public:
   template <typename U = T>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, StoreError> &&
-             !std::is_same_v<std::decay_t<U>, StoreResult>)
-  StoreResult(U&& value) : state_(std::in_place_index<0>, std::forward<U>(value)) {}
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, StoreError> &&
+           !std::is_same_v<std::decay_t<U>, StoreResult>) StoreResult(U&& value)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}
   StoreResult(StoreError error) : state_(std::in_place_index<1>, std::move(error)) {}
 
   bool ok() const { return state_.index() == 0; }

@@ -25,12 +25,12 @@
 namespace shoal::persistence {
 
 struct WriteBehindOptions {
-  std::string name;                 // queue name, unique per RocksDbStore, 1..255 bytes (e.g. the map name)
-  int64_t delayMs = 1000;           // an entry is written this long after its first unflushed enqueue, >= 0
-  uint32_t batchSize = 100;         // writes per storeMany call; a full batch is written without delay, >= 1
-  uint32_t maxAttempts = 5;         // failed writes of an entry before it becomes a dead letter, >= 1
-  int64_t initialBackoffMs = 500;   // wait after the first failure, doubled after each further one, >= 1
-  int64_t maxBackoffMs = 60'000;    // cap of that wait, >= initialBackoffMs
+  std::string name;                // queue name, unique per RocksDbStore, 1..255 bytes (e.g. the map name)
+  int64_t delayMs = 1000;          // an entry is written this long after its first unflushed enqueue, >= 0
+  uint32_t batchSize = 100;        // writes per storeMany call; a full batch is written without delay, >= 1
+  uint32_t maxAttempts = 5;        // failed writes of an entry before it becomes a dead letter, >= 1
+  int64_t initialBackoffMs = 500;  // wait after the first failure, doubled after each further one, >= 1
+  int64_t maxBackoffMs = 60'000;   // cap of that wait, >= initialBackoffMs
 };
 
 enum class EnqueueOutcome {
@@ -99,7 +99,7 @@ class WriteBehindQueue {
   // dead-lettered. The caller stops enqueueing first (shutdown, graceful leave).
   StoreResult<FlushReport> flush();
 
-  uint64_t pending() const;            // entries waiting (dead letters not included)
+  uint64_t pending() const;  // entries waiting (dead letters not included)
   uint64_t deadLetterCount() const;
 
   // Dead letters in key order, at most `limit`.
