@@ -250,5 +250,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  std::error_code ignored;
+  fs::remove(benchRoot(), ignored);  // empty by now: each benchmark removes its own directory
   return 0;
 }

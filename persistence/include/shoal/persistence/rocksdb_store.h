@@ -15,18 +15,18 @@ namespace shoal::persistence {
 class WriteBehindQueue;
 
 struct RocksDbStoreOptions {
-  std::string path;                   // data directory (required); the database is <path>/db
-  std::string clusterName = "shoal";  // recorded in the marker; a directory of another cluster is refused
-  uint32_t partitionCount = 271;      // partitions of the cluster, 1..65535; must match the marker
-  bool createIfMissing = true;        // false: refuse to initialise a missing or empty directory
-  bool syncWrites = true;             // fsync the WAL before a write returns (write-through durability)
-  uint64_t blockCacheBytes = 64ull << 20;  // LRU cache of uncompressed data blocks, >= 1 MiB (default 64 MiB)
-  uint64_t writeBufferBytes =
-      32ull << 20;                 // memtable size before it is flushed to an SST, >= 64 KiB (32 MiB)
-  uint32_t maxBackgroundJobs = 2;  // RocksDB flush + compaction threads, 1..64
-  bool compression = true;         // LZ4-compress SST blocks (memtables and the WAL stay raw)
-  uint32_t bloomBitsPerKey = 10;   // bloom filter bits per key for point loads, 0 = none, <= 32
-  uint64_t reservedDiskBytes = 128ull << 20;  // writes get NO_SPACE while less is free on the disk, 0 = off
+  std::string path;                           // data directory (required); the database is <path>/db
+  std::string clusterName = "shoal";          // kept in the marker; another cluster's directory is refused
+  uint32_t partitionCount = 271;              // partitions of the cluster, 1..65535; must match the marker
+  bool createIfMissing = true;                // false: never initialise a missing or empty directory
+  bool syncWrites = true;                     // fsync the WAL before a write returns (write-through)
+  uint64_t blockCacheBytes = 64ull << 20;     // read cache of uncompressed blocks, >= 1 MiB (64 MiB)
+  uint64_t writeBufferBytes = 32ull << 20;    // memtable size before a flush to disk, >= 64 KiB (32 MiB)
+  uint32_t maxBackgroundJobs = 2;             // RocksDB flush + compaction threads, 1..64
+  bool compression = true;                    // LZ4 for SST blocks (the WAL and memtables stay raw)
+  uint32_t bloomBitsPerKey = 10;              // bloom filter bits per key for loads, 0 = none, <= 32
+  uint64_t reservedDiskBytes = 128ull << 20;  // NO_SPACE below this much free disk; 0 = off, else >= 2 *
+                                              // writeBufferBytes (128 MiB)
 };
 
 // What the marker file records; fixed when the directory is first initialised.
@@ -68,6 +68,7 @@ class RocksDbStore final : public MapStore {
   StoreResult<void> eraseMany(std::string_view map, std::span<const KeyRef> keys) override;
   StoreResult<KeyPage> listKeys(std::string_view map, std::optional<uint32_t> partition,
                                 std::string_view cursor, uint32_t limit) override;
+  // The visitor runs with the database pinned: it must not write to this store.
   StoreResult<void> forEach(uint32_t partition, const EntryVisitor& visit) override;
   // A range delete: O(1) now, the space comes back as compaction passes over it (or compact()).
   StoreResult<void> dropPartition(uint32_t partition) override;

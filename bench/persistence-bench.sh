@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# persistence-bench.sh: what write-through persistence costs, in one run, as ratios.
+#   1. SET throughput of shoal-bench --load (CALLERS concurrent callers, 16-byte keys, 100-byte
+#      values) against an in-memory member and against a write-through member (RocksDB, fsync
+#      per group commit). Target: write-through >= 0.5x in-memory.
+#   2. Restart time of the write-through member holding KEYS entries (the member's own "restored
+#      N entries in T ms" line, plus time to "ready"). Target: <= 3 s for 1M entries.
+#   3. Bytes on disk per entry (du of the data directory after the restart).
+# Environment: BUILD_DIR (default build), KEYS (1000000), CALLERS (1000), VALUE_SIZE (100).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+KEYS="${KEYS:-1000000}"
+CALLERS="${CALLERS:-1000}"
+VALUE_SIZE="${VALUE_SIZE:-100}"
+SHOALD="$BUILD_DIR/node/shoald"
+BENCH="$BUILD_DIR/bench/shoal-bench"
+WORK="$(mktemp -d /tmp/shoal-persist-bench-XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+start() {  # log-file args... -> sets PID, ADDR, READY_MS
+  local log="$1"; shift
+  local t0; t0=$(date +%s%N)
+  "$SHOALD" --listen 127.0.0.1:0 --log-level info "$@" >"$log.out" 2>"$log" &
+  PID=$!; PIDS+=("$PID")
+  for _ in $(seq 1 600); do
+    if grep -q "ready on" "$log.out"; then
+      ADDR="$(sed -n 's/.* ready on \([^ ]*\).*/\1/p' "$log.out")"
+      READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+      return
+    fi
+    sleep 0.05
+  done
+  echo "shoald did not start: $(tail -3 "$log")" >&2; exit 1
+}
+load() {  # -> ops/s
+  "$BENCH" --servers "$ADDR" --map p --load "$KEYS" --key-size 16 --value-size "$VALUE_SIZE" --callers "$CALLERS" \
+    --json 2>/dev/null | jq '.phases[] | select(.name == "load") | .opsPerSec'
+}
+
+echo "persistence-bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $KEYS entries, $CALLERS callers, $VALUE_SIZE-byte values"
+start "$WORK/mem.log"
+mem_rps="$(load)"; kill "$PID"; wait "$PID" 2>/dev/null || true
+start "$WORK/wt.log" --data-dir "$WORK/data"
+wt_rps="$(load)"; kill -9 "$PID"; wait "$PID" 2>/dev/null || true
+start "$WORK/restart.log" --data-dir "$WORK/data"
+restored="$(sed -n 's/.*restored \([0-9]*\) entries .* in \([0-9]*\) ms/\1 \2/p' "$WORK/restart.log")"
+kill "$PID"; wait "$PID" 2>/dev/null || true
+disk="$(du -sb "$WORK/data" | cut -f1)"
+printf "in-memory SET/s:        %12.0f\n" "$mem_rps"
+printf "write-through SET/s:    %12.0f\n" "$wt_rps"
+awk -v a="$wt_rps" -v b="$mem_rps" 'BEGIN {printf "ratio write-through / in-memory: %.2fx  (target >= 0.5)\n", a / b}'
+echo "restart after kill -9: restored ${restored% *} entries in ${restored#* } ms; ready after $READY_MS ms  (target <= 3000)"
+awk -v d="$disk" -v n="$KEYS" 'BEGIN {printf "bytes on disk per entry: %.1f  (%d bytes for %d entries, WAL included)\n", d / n, d, n}'
