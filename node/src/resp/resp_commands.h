@@ -88,7 +88,11 @@ class Commands {
   void scan(const Args&, Session&, ReplyWriter&);
 
   // helpers
-  MapRecords& records() { return maps_.records(mapName_); }
+  // The map lives as long as the member (maps are never dropped), so its address is kept.
+  MapRecords& records() {
+    if (records_ == nullptr) records_ = &maps_.records(mapName_);
+    return *records_;
+  }
   PartitionId partitionOf(std::string_view key) const { return maps_.partitioner().partitionOf(key); }
   bool checkKey(std::string_view key, ReplyWriter& out);
   bool checkValue(size_t size, ReplyWriter& out);
@@ -106,6 +110,7 @@ class Commands {
   std::string address_;
   std::unordered_map<std::string, Spec> table_;
   std::string lower_;  // scratch for the lower-cased command name
+  MapRecords* records_ = nullptr;
 };
 
 // Redis's glob matching (stringmatchlen): * ? [abc] [^a] [a-z] and backslash escapes.
