@@ -5,11 +5,13 @@
 #include <kj/debug.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "../member_log.h"
 
@@ -18,96 +20,105 @@ namespace {
 constexpr size_t READ_CHUNK = 64 * 1024;
 }
 
-// One client. The socket is driven directly (read / write on a non-blocking fd, an edge-triggered
-// observer for readiness) rather than through kj::AsyncIoStream: a short read proves the socket
-// drained, so a request costs epoll + read + write — the same system calls as redis-server —
-// instead of an extra read that only returns EAGAIN.
+// One client: a non-blocking socket in the server's epoll set (level-triggered).
 class Server::Connection {
  public:
-  Connection(Server& server, int fd, int64_t id)
-      : server_(server),
-        fd_(fd),
-        observer_(server.eventPort_, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE),
-        parser_(server.limits_) {
+  Connection(Server& server, int fd, int64_t id) : server_(server), fd_(fd), parser_(server.limits_) {
     session_.id = id;
     server_.stats_.connectedClients++;
   }
   ~Connection() { server_.stats_.connectedClients--; }
+  int fd() const { return fd_.get(); }
 
-  kj::Promise<void> run() { return readMore(); }
-
- private:
-  kj::Promise<void> readMore() {
-    for (int spins = 0; spins < 16; ++spins) {
+  // The socket is readable: read what is there, answer it. Returns false to close.
+  bool onReadable() {
+    for (int round = 0; round < 4; ++round) {
       if (filled_ >= server_.limits_.maxQueryBytes) {
-        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection",
-                         session_.id);
+        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection", session_.id);
         out_ = "-ERR Protocol error: request larger than limits.max-message-bytes\r\n";
-        return flush(true);
+        writeOut();
+        return false;
       }
       if (in_.size() - filled_ < READ_CHUNK) in_.resize(filled_ + READ_CHUNK);
       size_t space = in_.size() - filled_;
       ssize_t n = ::read(fd_, in_.data() + filled_, space);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          return observer_.whenBecomesReadable().then([this]() { return readMore(); });
-        }
-        memberLog().debug("RESP client {}: read failed: {}", session_.id, strerror(errno));
-        return kj::READY_NOW;
+        return errno == EAGAIN || errno == EWOULDBLOCK;
       }
-      if (n == 0) return kj::READY_NOW;  // the client closed the connection
+      if (n == 0) return false;  // the client closed the connection
       filled_ += n;
-      bool close = processBuffered();
-      bool drained = size_t(n) < space;
-      if (server_.maps_.hasPendingChanges()) {
-        // Write-through: the replies go out once this round's changes are stored.
-        return server_.maps_.commit()
-            .catch_([this](kj::Exception&& e) {
-              std::string text = e.getDescription().cStr();
-              auto at = text.find("shoal:store-failed: ");
-              auto reason = at == std::string::npos ? text : text.substr(at + 20);
-              out_.clear();
-              ReplyWriter writer(&out_);
-              for (size_t i = 0; i < executed_; ++i) writer.error("ERR store failed, not stored: " + reason);
-            })
-            .then([this, close]() { return flush(close); })
-            .then([this, close, drained]() -> kj::Promise<void> {
-              if (close) return kj::READY_NOW;
-              if (drained) return observer_.whenBecomesReadable().then([this]() { return readMore(); });
-              return readMore();
-            });
-      }
-      if (!out_.empty() || close) {
-        return flush(close).then([this, close, drained]() -> kj::Promise<void> {
-          if (close) return kj::READY_NOW;
-          if (drained) return observer_.whenBecomesReadable().then([this]() { return readMore(); });
-          return readMore();
-        });
-      }
-      if (drained) return observer_.whenBecomesReadable().then([this]() { return readMore(); });
+      closing_ = processBuffered();
+      if (server_.maps_.hasPendingChanges()) return awaitCommit();
+      if (!writeOut()) return false;
+      if (closing_) return out_.empty() ? false : true;
+      if (size_t(n) < space || blocked_) return true;  // drained, or waiting to write
     }
-    // A client that keeps the socket full gets its turn again after the others.
-    return kj::evalLater([this]() { return readMore(); });
+    return true;  // more may be there: level-triggered epoll reports it again
   }
 
-  // Writes all of out_ (waiting for the socket when it is full), then clears it.
-  kj::Promise<void> flush(bool close) {
+  // The socket can take more of a reply that did not fit. Returns false to close.
+  bool onWritable() {
+    if (!writeOut()) return false;
+    if (out_.empty() && closing_) return false;
+    return true;
+  }
+
+ private:
+  // Write-through: the replies go out once this round's changes are stored; meanwhile the client
+  // is not read (its requests wait in the socket, in order).
+  bool awaitCommit() {
+    server_.watch(fd_, 0);
+    waitingCommit_ = true;
+    // The continuation finds the connection again by fd and id: it may have been closed (and the
+    // fd reused) meanwhile.
+    int fd = fd_;
+    int64_t id = session_.id;
+    auto& server = server_;
+    auto resume = [&server, fd, id](std::optional<std::string> failure) {
+      auto it = server.connections_.find(fd);
+      if (it == server.connections_.end() || it->second->session_.id != id) return;
+      auto& c = *it->second;
+      c.waitingCommit_ = false;
+      if (failure) {
+        c.out_.clear();
+        ReplyWriter writer(&c.out_);
+        for (size_t i = 0; i < c.executed_; ++i) writer.error("ERR store failed, not stored: " + *failure);
+      }
+      if (!c.writeOut() || (c.out_.empty() && c.closing_)) return server.close(fd);
+      server.watch(fd, c.blocked_ ? EPOLLOUT : EPOLLIN);
+    };
+    server_.tasks_.add(server_.maps_.commit().then([resume]() { resume(std::nullopt); },
+                                                   [resume](kj::Exception&& e) {
+                                                     std::string text = e.getDescription().cStr();
+                                                     auto at = text.find("shoal:store-failed: ");
+                                                     resume(at == std::string::npos ? text : text.substr(at + 20));
+                                                   }));
+    return true;
+  }
+
+  // Writes as much of out_ as the socket takes; false when the connection broke.
+  bool writeOut() {
     while (written_ < out_.size()) {
       ssize_t n = ::write(fd_, out_.data() + written_, out_.size() - written_);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          return observer_.whenBecomesWritable().then([this, close]() { return flush(close); });
+          if (!blocked_) server_.watch(fd_, EPOLLOUT);  // stop reading until the reply is out
+          blocked_ = true;
+          return true;
         }
-        memberLog().debug("RESP client {}: write failed: {}", session_.id, strerror(errno));
-        return KJ_EXCEPTION(DISCONNECTED, "RESP client went away");
+        return false;
       }
       written_ += n;
     }
     out_.clear();
     written_ = 0;
-    return kj::READY_NOW;
+    if (blocked_) {
+      blocked_ = false;
+      server_.watch(fd_, EPOLLIN);
+    }
+    return true;
   }
 
   // Executes every complete command in the buffer; true when the connection must close.
@@ -142,7 +153,6 @@ class Server::Connection {
 
   Server& server_;
   kj::AutoCloseFd fd_;
-  kj::UnixEventPort::FdObserver observer_;
   RequestParser parser_;
   Session session_;
   std::string in_;
@@ -150,23 +160,31 @@ class Server::Connection {
   std::string out_;
   size_t written_ = 0;
   size_t executed_ = 0;  // commands answered in out_ (replaced by errors if their store fails)
+  bool blocked_ = false;  // a reply waits for the socket to take it (reading is paused)
+  bool closing_ = false;  // QUIT or a protocol error: close once the reply is out
+  bool waitingCommit_ = false;  // replies wait for the store; the socket is not read meanwhile
+
+  friend class Server;
   std::vector<std::string_view> args_;
 };
 
 Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
                std::string mapName, const Clock& clock, std::string address, ParserLimits limits)
     : receiver_(kj::mv(receiver)),
-      eventPort_(eventPort),
       maps_(maps),
       commands_(maps, std::move(mapName), clock, stats_, address),
       address_(std::move(address)),
       limits_(limits),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+      epollObserver_(eventPort, epoll_, kj::UnixEventPort::FdObserver::OBSERVE_READ),
       tasks_(*this),
-      accepting_(nullptr) {
+      accepting_(nullptr),
+      polling_(nullptr) {
   stats_.startedAtMs = clock.nowMs();
-  accepting_ = acceptLoop().eagerlyEvaluate([](kj::Exception&& e) {
-    memberLog().error("RESP accept loop stopped: {}", e.getDescription().cStr());
-  });
+  accepting_ = acceptLoop().eagerlyEvaluate(
+      [](kj::Exception&& e) { memberLog().error("RESP accept loop stopped: {}", e.getDescription().cStr()); });
+  polling_ = pollLoop().eagerlyEvaluate(
+      [](kj::Exception&& e) { memberLog().error("RESP poll loop stopped: {}", e.getDescription().cStr()); });
 }
 
 Server::~Server() = default;
@@ -177,9 +195,7 @@ kj::Promise<void> Server::acceptLoop() {
     // Take the socket out of the stream: a dup of the fd (same non-blocking socket) is ours to
     // drive, and dropping the stream closes its own fd and unregisters its observer.
     int fd = -1;
-    KJ_IF_MAYBE (original, stream->getFd()) {
-      fd = ::dup(*original);
-    }
+    KJ_IF_MAYBE(original, stream->getFd()) { fd = ::dup(*original); }
     stream = nullptr;
     if (fd < 0) {
       memberLog().warn("RESP: cannot take over an accepted socket: {}", strerror(errno));
@@ -187,16 +203,64 @@ kj::Promise<void> Server::acceptLoop() {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto connection = kj::heap<Connection>(*this, fd, nextClientId_++);
-    auto done = connection->run();
-    tasks_.add(done.attach(kj::mv(connection)));
+    connections_[fd] = std::make_unique<Connection>(*this, fd, nextClientId_++);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      memberLog().warn("RESP: cannot watch a client socket: {}", strerror(errno));
+      connections_.erase(fd);
+    }
     return acceptLoop();
   });
 }
 
+kj::Promise<void> Server::pollLoop() {
+  // The epoll fd is watched edge-triggered by KJ: serve until nothing is ready before waiting.
+  if (serveReady()) return kj::evalLater([this]() { return pollLoop(); });
+  return epollObserver_.whenBecomesReadable().then([this]() { return pollLoop(); });
+}
+
+bool Server::serveReady() {
+  constexpr int MAX_EVENTS = 256;
+  epoll_event events[MAX_EVENTS];
+  for (int round = 0; round < 8; ++round) {
+    int n = ::epoll_wait(epoll_, events, MAX_EVENTS, 0);
+    if (n <= 0) return false;
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      auto it = connections_.find(fd);
+      if (it == connections_.end()) continue;
+      bool keep = true;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+        // Hung up: answer what it sent before (unless already answered and waiting), then close.
+        if (!it->second->waitingCommit_) it->second->onReadable();
+        keep = false;
+      } else if (events[i].events & EPOLLOUT) {
+        keep = it->second->onWritable();
+      } else if (events[i].events & EPOLLIN) {
+        keep = it->second->onReadable();
+      }
+      if (!keep) close(fd);
+    }
+  }
+  return true;  // still busy: let the rest of the loop (RPC clients) run first
+}
+
+void Server::watch(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void Server::close(int fd) {
+  ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+  connections_.erase(fd);  // closes the socket
+}
+
 void Server::taskFailed(kj::Exception&& exception) {
-  // A reset or broken connection: only that client is affected.
-  memberLog().debug("RESP connection closed: {}", exception.getDescription().cStr());
+  memberLog().debug("RESP task failed: {}", exception.getDescription().cStr());
 }
 
 }  // namespace shoal::node::resp

@@ -1,6 +1,8 @@
-// The RESP gateway's listener and connections, on the shard thread: each connection reads,
-// parses every complete command in what arrived (pipelining), executes them in order and writes
-// all replies at once. A protocol error gets Redis's error reply and closes that connection only.
+// The RESP gateway's listener and connections, on the shard thread. All client sockets sit in one
+// epoll set of the gateway's own, which the KJ event loop watches as a single fd: one wake-up
+// serves every ready client (like redis-server's loop) instead of one KJ event per client. Each
+// client's readable bytes are parsed into commands (pipelining), executed in order, and answered
+// with one write. A protocol error gets Redis's error reply and closes that connection only.
 #pragma once
 
 #include <kj/async-io.h>
@@ -8,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "resp_commands.h"
 
@@ -23,18 +26,26 @@ class Server : private kj::TaskSet::ErrorHandler {
  private:
   class Connection;
   kj::Promise<void> acceptLoop();
+  kj::Promise<void> pollLoop();
+  // Serves ready clients until the epoll set has nothing ready (or a turn's budget is spent).
+  bool serveReady();
+  void watch(int fd, uint32_t events);
+  void close(int fd);
   void taskFailed(kj::Exception&& exception) override;
 
   kj::Own<kj::ConnectionReceiver> receiver_;
-  kj::UnixEventPort& eventPort_;
   ServerStats stats_;
   MapService& maps_;
   Commands commands_;
   std::string address_;
   ParserLimits limits_;
   int64_t nextClientId_ = 1;
+  kj::AutoCloseFd epoll_;
+  kj::UnixEventPort::FdObserver epollObserver_;
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   kj::TaskSet tasks_;
   kj::Promise<void> accepting_;
+  kj::Promise<void> polling_;
 };
 
 }  // namespace shoal::node::resp
