@@ -640,16 +640,7 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
 
   uint8_t* fresh = allocateEntry(need);
   encodeEntry(fresh, img, key, spec.value);
-  int64_t addBytes = static_cast<int64_t>(allocationBytes(fresh));
-  if (old) {
-    addBytes -= static_cast<int64_t>(allocationBytes(old));
-  } else if (part.needsRebuild()) {
-    addBytes +=
-        static_cast<int64_t>(estimatedAllocationBytes(uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
-        static_cast<int64_t>(part.tableBytes());
-  }
-  if (!makeRoom(old ? 0 : 1, addBytes, old, nowMs, std::numeric_limits<uint64_t>::max())) {
-    std::free(fresh);
+  if (!makeRoomFor(part, old, fresh, nowMs)) {
     result.rejectedFull = true;
     return result;
   }
@@ -675,6 +666,22 @@ WriteResult MapRecords::applyWrite(Partition& part, std::string_view key, uint64
   return result;
 }
 
+bool MapRecords::makeRoomFor(Partition& part, uint8_t* old, uint8_t* fresh, int64_t nowMs) {
+  // What the map grows by: the new allocation (less the one it replaces), and for a new key the
+  // table growth it may cause.
+  int64_t addBytes = static_cast<int64_t>(allocationBytes(fresh));
+  if (old) {
+    addBytes -= static_cast<int64_t>(allocationBytes(old));
+  } else if (part.needsRebuild()) {
+    addBytes +=
+        static_cast<int64_t>(estimatedAllocationBytes(uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
+        static_cast<int64_t>(part.tableBytes());
+  }
+  if (makeRoom(old ? 0 : 1, addBytes, old, nowMs, std::numeric_limits<uint64_t>::max())) return true;
+  std::free(fresh);
+  return false;
+}
+
 bool MapRecords::restore(PartitionId p, std::string_view key, std::string_view value, uint64_t version,
                          int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs) {
   partitionAt(p, false);  // range check before anything else
@@ -697,18 +704,7 @@ bool MapRecords::restore(PartitionId p, std::string_view key, std::string_view v
 
   uint8_t* fresh = allocateEntry(encodedSize(img, key.size(), value.size()));
   encodeEntry(fresh, img, key, value);
-  int64_t addBytes = static_cast<int64_t>(allocationBytes(fresh));
-  if (old) {
-    addBytes -= static_cast<int64_t>(allocationBytes(old));
-  } else if (part.needsRebuild()) {
-    addBytes +=
-        static_cast<int64_t>(estimatedAllocationBytes(uint64_t{part.rebuildCapacity()} * sizeof(uint64_t))) -
-        static_cast<int64_t>(part.tableBytes());
-  }
-  if (!makeRoom(old ? 0 : 1, addBytes, old, now, std::numeric_limits<uint64_t>::max())) {
-    std::free(fresh);
-    return false;
-  }
+  if (!makeRoomFor(part, old, fresh, now)) return false;
   if (old) {
     // Eviction never removes `old` (even expired) nor rebuilds tables, so `slot` still holds it.
     part.slots[slot] = taggedSlot(hash, fresh);

@@ -188,6 +188,8 @@ class MapRecords {
   int64_t findLive(Partition& part, std::string_view key, uint64_t hash, int64_t nowMs);
   WriteResult applyWrite(Partition& part, std::string_view key, uint64_t hash, int64_t slot,
                          const WriteSpec& spec, WriteResult result, int64_t nowMs);
+  // makeRoom for writing `fresh` (replacing `old`, or null); frees `fresh` when there is no room.
+  bool makeRoomFor(Partition& part, uint8_t* old, uint8_t* fresh, int64_t nowMs);
   bool makeRoom(uint64_t addEntries, int64_t addBytes, const uint8_t* keep, int64_t nowMs,
                 uint64_t maxEvictions);
   bool evictOne(const uint8_t* keep, int64_t nowMs);
