@@ -125,6 +125,22 @@ void MapPersistence::startFlush() {
   }));
 }
 
+kj::Promise<std::optional<persistence::StoredValue>> MapPersistence::load(const std::string& map,
+                                                                          uint32_t partition,
+                                                                          const std::string& key) {
+  using Outcome = persistence::StoreResult<std::optional<persistence::StoredValue>>;
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<Outcome>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
+  auto& store = store_;
+  boost::asio::post(pool_, [&store, map, partition, key, fulfiller]() {
+    (*fulfiller)->fulfill(store.load(map, partition, key));
+  });
+  return paf.promise.then([](Outcome r) -> kj::Promise<std::optional<persistence::StoredValue>> {
+    if (!r) return storeFailure("read-through: " + r.error().toString());
+    return std::move(r).value();
+  });
+}
+
 kj::Promise<void> MapPersistence::probeLoop() {
   return timer_.afterDelay(PROBE_INTERVAL_MS * kj::MILLISECONDS).then([this]() -> kj::Promise<void> {
     using Outcome = std::optional<persistence::StoreError>;

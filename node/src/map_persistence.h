@@ -36,6 +36,10 @@ class MapPersistence {
   // failure when the store refused them. Changes of concurrent callers share one group commit.
   kj::Promise<void> commit();
   bool hasPending() const { return !pending_.empty(); }
+  // Read-through: the stored value of `key` (nullopt when absent); rejects like commit() when the
+  // store fails.
+  kj::Promise<std::optional<persistence::StoredValue>> load(const std::string& map, uint32_t partition,
+                                                            const std::string& key);
 
   // Set after a failed commit until a probe write succeeds: writes to persistent maps are refused
   // up front (so memory does not run ahead of the store), with this message.

@@ -92,6 +92,36 @@ kj::Promise<void> MapService::commit() {
   return persistence_->commit();
 }
 
+bool MapService::needsLoad(wire::MapOp::Reader op) {
+  if (persistence_ == nullptr) return false;
+  auto which = op.which();
+  if (which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR) return false;
+  auto mapName = op.getMap();
+  if (mapName.size() == 0 || op.getKey().size() > options_.limits.maxKeyBytes) return false;
+  std::string name(mapName.cStr(), mapName.size());
+  auto it = options_.maps.find(name);
+  const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
+  // Without a memory limit nothing is evicted: memory holds every stored entry since start.
+  if ((o.maxEntries == 0 && o.maxBytes == 0) || !isPersistent(name)) return false;
+  auto key = viewOf(op.getKey());
+  return !records(name).containsKey(partitioner_.partitionOf(key), key);
+}
+
+kj::Promise<void> MapService::loadFor(wire::MapOp::Reader op) {
+  std::string name(op.getMap().cStr(), op.getMap().size());
+  std::string key(viewOf(op.getKey()));
+  auto p = partitioner_.partitionOf(key);
+  return persistence_->load(name, p, key).then([this, name, key, p](std::optional<persistence::StoredValue> stored) {
+    if (!stored) return;
+    auto& map = records(name);
+    if (map.containsKey(p, key)) return;  // written meanwhile: memory is newer than the store
+    int64_t ttl = stored->meta.expirationTimeMs > 0
+                      ? std::max<int64_t>(1, stored->meta.expirationTimeMs - clock_.nowMs())
+                      : 0;
+    map.restore(p, key, stored->value, stored->meta.version, stored->meta.expirationTimeMs, ttl, -1);
+  });
+}
+
 bool MapService::hasPendingChanges() const { return persistence_ != nullptr && persistence_->hasPending(); }
 
 MapRecords& MapService::records(const std::string& name) {

@@ -37,6 +37,11 @@ class MapService {
   bool hasPendingChanges() const;
   void forgetResult(uint64_t clientId, uint64_t requestId) { dedupe_.forget(clientId, requestId); }
 
+  // Read-through: true when `op` touches a key of a persistent map with a memory limit that is not
+  // in memory (it may have been evicted); loadFor() then brings it back from the store first.
+  bool needsLoad(wire::MapOp::Reader op);
+  kj::Promise<void> loadFor(wire::MapOp::Reader op);
+
   // Called once per batch before its operations: the client's lowest write still pending.
   void beginBatch(uint64_t clientId, uint64_t lowestPending) {
     dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs());

@@ -95,7 +95,26 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
   auto results = context.getResults().initResults(ops.size());
   auto clientId = batch.getClientId();
   maps_.beginBatch(clientId, batch.getLowestPending());
-  for (uint32_t i = 0; i < ops.size(); ++i) maps_.apply(ops[i], clientId, results[i], traceId.cStr());
+  return applyFrom(context, 0);
+}
+
+kj::Promise<void> MemberService::applyFrom(ExecuteContext context, uint32_t first) {
+  auto batch = context.getParams().getBatch();
+  auto ops = batch.getOps();
+  auto results = context.getResults().getResults();
+  auto clientId = batch.getClientId();
+  for (uint32_t i = first; i < ops.size(); ++i) {
+    if (maps_.needsLoad(ops[i])) {
+      // Read-through: the entry may have been evicted from memory; load it, then go on in order.
+      return maps_.loadFor(ops[i]).then([this, context, i]() mutable {
+        auto batch = context.getParams().getBatch();
+        maps_.apply(batch.getOps()[i], batch.getClientId(), context.getResults().getResults()[i],
+                    batch.getTraceId().cStr());
+        return applyFrom(context, i + 1);
+      });
+    }
+    maps_.apply(ops[i], clientId, results[i], batch.getTraceId().cStr());
+  }
   if (!maps_.hasPendingChanges()) return kj::READY_NOW;
   // Write-through: the reply waits until this batch's changes are stored. If the store refuses
   // them the whole call fails (STORE_FAILED) and their dedupe results are forgotten, so that no

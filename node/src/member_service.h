@@ -30,6 +30,8 @@ class MemberService final : public wire::Member::Server {
 
  private:
   void fillMember(wire::MemberInfo::Builder out);
+  // Applies ops[first..] of a batch in order, pausing for read-through loads; then commits.
+  kj::Promise<void> applyFrom(ExecuteContext context, uint32_t first);
 
   MapService& maps_;
   const MemberIdentity& identity_;

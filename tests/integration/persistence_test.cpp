@@ -184,3 +184,27 @@ TEST_CASE("persistence: a full disk fails writes with STORE_FAILED and keeps wha
   for (auto& k : stored) missing += !m.get(k).has_value();
   CHECK(missing == 0);
 }
+
+TEST_CASE("persistence: entries evicted from memory are read through from the store",
+          "[persistence][integration]") {
+  TempDir dir;
+  std::string config = dir.path + ".toml";
+  std::ofstream(config) << "[maps.small]\nmax-entries = 100\n";
+  ShoaldProcess member({"--data-dir", dir.path, "--config", config});
+  auto client = connectTo(member);
+  auto m = client->rawMap("small");
+  for (int i = 0; i < 1000; ++i) m.set("k" + std::to_string(i), "v" + std::to_string(i));
+  CHECK(m.size() <= 100);  // memory holds at most 100; the store holds all 1000
+  size_t missing = 0;
+  for (int i = 0; i < 1000; ++i) missing += m.get("k" + std::to_string(i)) != std::optional<std::string>("v" + std::to_string(i));
+  CHECK(missing == 0);
+  // Conditional writes see the stored entry too: putIfAbsent on an evicted key does not apply.
+  m.set("first", "1");
+  for (int i = 0; i < 300; ++i) m.set("push" + std::to_string(i), "x");  // evicts "first" (most likely)
+  CHECK(m.putIfAbsent("first", "2") == std::optional<std::string>("1"));
+  auto entry = m.getEntry("first");
+  REQUIRE(entry);
+  CHECK(entry->version == 1);
+  CHECK_FALSE(m.get("never-written"));
+  fs::remove(config);
+}
