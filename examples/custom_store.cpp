@@ -68,9 +68,9 @@ class TableStore final : public sp::MapStore {
 int main() {
   auto table = std::make_shared<TableStore>();
   shoal::NodeOptions options;
-  options.listen = "";        // serve this process only
+  options.listen = "";  // serve this process only
   options.logLevel = "warn";
-  options.store = table;      // every map writes through to it (MapOptions::persistence default)
+  options.store = table;  // every map writes through to it (MapOptions::persistence default)
 
   {
     auto node = shoal::Node::start(options);

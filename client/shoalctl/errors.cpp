@@ -27,7 +27,8 @@ std::string adviceFor(ErrorCode code, const CommandLine& line) {
     case ErrorCode::WRONG_OWNER:
       return "partitions moved during the call: retry";
     case ErrorCode::STORE_FAILED:
-      return "the member's backing store refused the write (disk full or I/O error): free space or fix the store, then retry";
+      return "the member's backing store refused the write (disk full or I/O error): free space or fix the "
+             "store, then retry";
     case ErrorCode::TOO_LARGE:
       return "make the key or value smaller than the limit named above";
     case ErrorCode::INVALID_ARGUMENT:

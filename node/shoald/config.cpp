@@ -90,8 +90,8 @@ void readDuration(const toml::table& t, const char* key, const std::string& pref
 }
 
 void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
-  static const std::set<std::string> KNOWN = {"max-entries", "max-bytes", "eviction", "default-ttl",
-                                              "default-max-idle", "persistence"};
+  static const std::set<std::string> KNOWN = {"max-entries", "max-bytes",        "eviction",
+                                              "default-ttl", "default-max-idle", "persistence"};
   for (auto& [k, _] : t) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
@@ -110,9 +110,12 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
     throw ConfigError(prefix + "eviction: '" + eviction + "' is not lru, lfu or none");
   std::string persistence;
   readString(t, "persistence", prefix, &persistence);
-  if (persistence == "none") m->persistence = MapPersistenceMode::NONE;
-  else if (persistence == "write-through") m->persistence = MapPersistenceMode::WRITE_THROUGH;
-  else if (!persistence.empty()) throw ConfigError(prefix + "persistence: '" + persistence + "' is not none or write-through");
+  if (persistence == "none")
+    m->persistence = MapPersistenceMode::NONE;
+  else if (persistence == "write-through")
+    m->persistence = MapPersistenceMode::WRITE_THROUGH;
+  else if (!persistence.empty())
+    throw ConfigError(prefix + "persistence: '" + persistence + "' is not none or write-through");
   readDuration(t, "default-ttl", prefix, &m->defaultTtlMs);
   readDuration(t, "default-max-idle", prefix, &m->defaultMaxIdleMs);
 }

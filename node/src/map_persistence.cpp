@@ -100,16 +100,17 @@ void MapPersistence::startFlush() {
     batch.reserve(group->writes.size());
     for (auto& w : group->writes) {
       batch.push_back(persistence::StoreWrite{
-          w.map, w.partition, w.key,
-          w.value ? std::optional<std::string_view>(*w.value) : std::nullopt, w.meta});
+          w.map, w.partition, w.key, w.value ? std::optional<std::string_view>(*w.value) : std::nullopt,
+          w.meta});
     }
     auto r = store.storeMany(batch);
     (*fulfiller)->fulfill(r ? Outcome() : Outcome(r.error()));
   });
   tasks_->add(paf.promise.then([this, group](Outcome error) {
     if (error) {
-      auto message = error->toString() + " (" + std::to_string(group->writes.size()) +
-                     " changes not stored; writes to persistent maps are refused until the store works again)";
+      auto message =
+          error->toString() + " (" + std::to_string(group->writes.size()) +
+          " changes not stored; writes to persistent maps are refused until the store works again)";
       if (!failure_) memberLog().error("write-through store failed: {}", message);
       failure_ = error->toString();
       if (!probing_) {
@@ -145,7 +146,8 @@ kj::Promise<void> MapPersistence::probeLoop() {
   return timer_.afterDelay(PROBE_INTERVAL_MS * kj::MILLISECONDS).then([this]() -> kj::Promise<void> {
     using Outcome = std::optional<persistence::StoreError>;
     auto paf = kj::newPromiseAndCrossThreadFulfiller<Outcome>();
-    auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
+    auto fulfiller =
+        std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
     auto& store = store_;
     boost::asio::post(pool_, [&store, fulfiller]() {
       auto r = store.store(PROBE_MAP, 0, "probe", "ok", persistence::StoredMeta{});

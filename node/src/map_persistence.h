@@ -5,15 +5,15 @@
 // Lives on the shard thread; only the store calls run on the pool.
 #pragma once
 
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/thread_pool.hpp>
-#include <kj/async.h>
-#include <kj/timer.h>
 
 #include "record_store.h"
 #include "shoal/persistence/map_store.h"
@@ -30,7 +30,8 @@ class MapPersistence {
   void attach(MapRecords& records);
   // Loads every stored entry of the maps that `wanted` accepts (by name) into `recordsOf(name)`;
   // blocking, for start-up before anything is served. Returns entries restored.
-  uint64_t restoreAll(uint32_t partitionCount, const std::function<MapRecords*(const std::string&)>& recordsOf);
+  uint64_t restoreAll(uint32_t partitionCount,
+                      const std::function<MapRecords*(const std::string&)>& recordsOf);
 
   // Resolves when every change captured so far is stored; rejects with a "shoal:store-failed:"
   // failure when the store refused them. Changes of concurrent callers share one group commit.

@@ -111,18 +111,21 @@ kj::Promise<void> MapService::loadFor(wire::MapOp::Reader op) {
   std::string name(op.getMap().cStr(), op.getMap().size());
   std::string key(viewOf(op.getKey()));
   auto p = partitioner_.partitionOf(key);
-  return persistence_->load(name, p, key).then([this, name, key, p](std::optional<persistence::StoredValue> stored) {
-    if (!stored) return;
-    auto& map = records(name);
-    if (map.containsKey(p, key)) return;  // written meanwhile: memory is newer than the store
-    int64_t ttl = stored->meta.expirationTimeMs > 0
-                      ? std::max<int64_t>(1, stored->meta.expirationTimeMs - clock_.nowMs())
-                      : 0;
-    map.restore(p, key, stored->value, stored->meta.version, stored->meta.expirationTimeMs, ttl, -1);
-  });
+  return persistence_->load(name, p, key)
+      .then([this, name, key, p](std::optional<persistence::StoredValue> stored) {
+        if (!stored) return;
+        auto& map = records(name);
+        if (map.containsKey(p, key)) return;  // written meanwhile: memory is newer than the store
+        int64_t ttl = stored->meta.expirationTimeMs > 0
+                          ? std::max<int64_t>(1, stored->meta.expirationTimeMs - clock_.nowMs())
+                          : 0;
+        map.restore(p, key, stored->value, stored->meta.version, stored->meta.expirationTimeMs, ttl, -1);
+      });
 }
 
-bool MapService::hasPendingChanges() const { return persistence_ != nullptr && persistence_->hasPending(); }
+bool MapService::hasPendingChanges() const {
+  return persistence_ != nullptr && persistence_->hasPending();
+}
 
 MapRecords& MapService::records(const std::string& name) {
   auto it = maps_.find(name);
@@ -249,8 +252,8 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       if (persistence_ != nullptr && persistence_->failure() && isPersistent(name)) {
         // The store is failing: refuse before applying, so memory does not run ahead of it.
         fail(result, wire::ErrorCode::STORE_FAILED,
-             "the backing store is failing (" + *persistence_->failure() +
-                 "); writes to persistent map '" + name + "' are refused until it works again");
+             "the backing store is failing (" + *persistence_->failure() + "); writes to persistent map '" +
+                 name + "' are refused until it works again");
         return;
       }
       applyWrite(records(name), p, op, result);

@@ -885,8 +885,7 @@ uint64_t MapRecords::clear() {
       emit(sink_, expired ? EntryEventType::EXPIRED : EntryEventType::REMOVED, ref.key(), {}, ref.value(),
            ref.version());
       if (changeSink_) {
-        changeSink_(
-            RecordChange{RecordChange::Kind::ERASE, part->id, ref.key(), {}, ref.version(), 0, 0, 0});
+        changeSink_(RecordChange{RecordChange::Kind::ERASE, part->id, ref.key(), {}, ref.version(), 0, 0, 0});
       }
       std::free(entry);
     }

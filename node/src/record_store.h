@@ -87,12 +87,12 @@ struct RecordChange {
   Kind kind;
   PartitionId partition;
   std::string_view key;
-  std::string_view value;      // STORE: the entry's value now; ERASE: empty
-  uint64_t version;            // STORE: the entry's version now; ERASE: the removed entry's version
-  int64_t expirationTimeMs;    // STORE: absolute TTL deadline, 0 = never (the idle deadline is not
-                               // included: idle expiry is a memory policy, restore restarts it)
-  int64_t ttlMs;               // STORE: the entry's TTL setting (0 none); ERASE: 0
-  int64_t maxIdleMs;           // STORE: the entry's max-idle setting (0 none); ERASE: 0
+  std::string_view value;    // STORE: the entry's value now; ERASE: empty
+  uint64_t version;          // STORE: the entry's version now; ERASE: the removed entry's version
+  int64_t expirationTimeMs;  // STORE: absolute TTL deadline, 0 = never (the idle deadline is not
+                             // included: idle expiry is a memory policy, restore restarts it)
+  int64_t ttlMs;             // STORE: the entry's TTL setting (0 none); ERASE: 0
+  int64_t maxIdleMs;         // STORE: the entry's max-idle setting (0 none); ERASE: 0
 };
 using ChangeSink = std::function<void(const RecordChange&)>;
 

@@ -15,11 +15,11 @@
 
 #include "map_persistence.h"
 #include "map_service.h"
-#include "shoal/persistence/rocksdb_store.h"
 #include "member_log.h"
 #include "member_service.h"
 #include "resp/resp_server.h"
 #include "shoal/error.h"
+#include "shoal/persistence/rocksdb_store.h"
 
 namespace shoal::node {
 namespace {
@@ -143,9 +143,9 @@ kj::Promise<void> sweepLoop(kj::Timer& timer, MapService& maps, uint32_t interva
   return timer.afterDelay(intervalMs * kj::MILLISECONDS).then([&timer, &maps, intervalMs]() {
     maps.sweepExpired(SWEEP_BUDGET_PER_MAP);
     // Expired entries leave the store too; a failing store is already logged by persistence.
-    return maps.commit()
-        .catch_([](kj::Exception&&) {})
-        .then([&timer, &maps, intervalMs]() { return sweepLoop(timer, maps, intervalMs); });
+    return maps.commit().catch_([](kj::Exception&&) {}).then([&timer, &maps, intervalMs]() {
+      return sweepLoop(timer, maps, intervalMs);
+    });
   });
 }
 
@@ -221,10 +221,12 @@ void Runtime::shardMain() {
     auto restored = persistence->restoreAll(options_.partitionCount, [&maps](const std::string& name) {
       return maps.isPersistent(name) ? &maps.records(name) : nullptr;
     });
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    memberLog().info("restored {} entries from {} in {} ms", restored,
-                     options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
-                     ms.count());
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    memberLog().info(
+        "restored {} entries from {} in {} ms", restored,
+        options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
+        ms.count());
   }
 
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
@@ -290,7 +292,7 @@ void Runtime::shardMain() {
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   if (!options_.seeds.empty())
-    memberLog().warn("seeds are set but clustering is not implemented yet: running alone");
+    memberLog().warn("seeds are ignored: this member runs alone until clustering lands");
   shardMain_ready_->set_value();
   shardMain_ready_ = nullptr;
 

@@ -1,11 +1,10 @@
 // Write-through persistence with real shoald processes: what was acknowledged survives kill -9,
 // versions and TTLs come back, foreign directories are refused, a full disk fails writes clearly.
-#include <catch2/catch.hpp>
-
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -81,7 +80,8 @@ TEST_CASE("persistence: every acknowledged write survives kill -9", "[persistenc
   CHECK(missing == 0);
 }
 
-TEST_CASE("persistence: versions, TTLs and removals come back after a restart", "[persistence][integration]") {
+TEST_CASE("persistence: versions, TTLs and removals come back after a restart",
+          "[persistence][integration]") {
   TempDir dir;
   {
     ShoaldProcess member({"--data-dir", dir.path});
@@ -135,7 +135,8 @@ TEST_CASE("persistence: a map configured in memory only is not stored", "[persis
 TEST_CASE("persistence: a foreign data directory is refused and left alone", "[persistence][integration]") {
   TempDir dir;
   std::ofstream(dir.path + "/precious.txt") << "not shoal's";
-  auto r = shoal::test::runCommand({ShoaldProcess::binary(), "--listen", "127.0.0.1:0", "--data-dir", dir.path});
+  auto r =
+      shoal::test::runCommand({ShoaldProcess::binary(), "--listen", "127.0.0.1:0", "--data-dir", dir.path});
   CHECK(r.exitCode != 0);
   CHECK_THAT(r.err, Catch::Contains("data-dir"));
   CHECK(fs::exists(dir.path + "/precious.txt"));
@@ -196,7 +197,8 @@ TEST_CASE("persistence: entries evicted from memory are read through from the st
   for (int i = 0; i < 1000; ++i) m.set("k" + std::to_string(i), "v" + std::to_string(i));
   CHECK(m.size() <= 100);  // memory holds at most 100; the store holds all 1000
   size_t missing = 0;
-  for (int i = 0; i < 1000; ++i) missing += m.get("k" + std::to_string(i)) != std::optional<std::string>("v" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i)
+    missing += m.get("k" + std::to_string(i)) != std::optional<std::string>("v" + std::to_string(i));
   CHECK(missing == 0);
   // Conditional writes see the stored entry too: putIfAbsent on an evicted key does not apply.
   m.set("first", "1");

@@ -1,8 +1,6 @@
 // Unit tests of MapRecords change capture (setChangeSink) and restore (node/src/record_store.h):
 // what a persistent store is told after each kind of change, that evictions tell it nothing, and
 // that entries loaded back keep their version and expiration.
-#include "record_store.h"
-
 #include <catch2/catch.hpp>
 #include <functional>
 #include <optional>
@@ -10,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "record_store.h"
 
 namespace {
 
@@ -84,8 +84,8 @@ std::string keyOf(int i) {
   return "key-" + std::to_string(i);
 }
 
-void checkStore(const Change& c, PartitionId p, std::string_view key, std::string_view value, uint64_t version,
-                int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs) {
+void checkStore(const Change& c, PartitionId p, std::string_view key, std::string_view value,
+                uint64_t version, int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs) {
   CHECK(c.kind == Kind::STORE);
   CHECK(c.partition == p);
   CHECK(c.key == key);

@@ -34,7 +34,8 @@ class Server::Connection {
   bool onReadable() {
     for (int round = 0; round < 4; ++round) {
       if (filled_ >= server_.limits_.maxQueryBytes) {
-        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection", session_.id);
+        memberLog().info("RESP client {} exceeded the query buffer limit; closing its connection",
+                         session_.id);
         out_ = "-ERR Protocol error: request larger than limits.max-message-bytes\r\n";
         writeOut();
         return false;
@@ -92,7 +93,8 @@ class Server::Connection {
                                                    [resume](kj::Exception&& e) {
                                                      std::string text = e.getDescription().cStr();
                                                      auto at = text.find("shoal:store-failed: ");
-                                                     resume(at == std::string::npos ? text : text.substr(at + 20));
+                                                     resume(at == std::string::npos ? text
+                                                                                    : text.substr(at + 20));
                                                    }));
     return true;
   }
@@ -159,9 +161,9 @@ class Server::Connection {
   size_t filled_ = 0;
   std::string out_;
   size_t written_ = 0;
-  size_t executed_ = 0;  // commands answered in out_ (replaced by errors if their store fails)
-  bool blocked_ = false;  // a reply waits for the socket to take it (reading is paused)
-  bool closing_ = false;  // QUIT or a protocol error: close once the reply is out
+  size_t executed_ = 0;         // commands answered in out_ (replaced by errors if their store fails)
+  bool blocked_ = false;        // a reply waits for the socket to take it (reading is paused)
+  bool closing_ = false;        // QUIT or a protocol error: close once the reply is out
   bool waitingCommit_ = false;  // replies wait for the store; the socket is not read meanwhile
 
   friend class Server;
@@ -181,8 +183,9 @@ Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& even
       accepting_(nullptr),
       polling_(nullptr) {
   stats_.startedAtMs = clock.nowMs();
-  accepting_ = acceptLoop().eagerlyEvaluate(
-      [](kj::Exception&& e) { memberLog().error("RESP accept loop stopped: {}", e.getDescription().cStr()); });
+  accepting_ = acceptLoop().eagerlyEvaluate([](kj::Exception&& e) {
+    memberLog().error("RESP accept loop stopped: {}", e.getDescription().cStr());
+  });
   polling_ = pollLoop().eagerlyEvaluate(
       [](kj::Exception&& e) { memberLog().error("RESP poll loop stopped: {}", e.getDescription().cStr()); });
 }
@@ -195,7 +198,9 @@ kj::Promise<void> Server::acceptLoop() {
     // Take the socket out of the stream: a dup of the fd (same non-blocking socket) is ours to
     // drive, and dropping the stream closes its own fd and unregisters its observer.
     int fd = -1;
-    KJ_IF_MAYBE(original, stream->getFd()) { fd = ::dup(*original); }
+    KJ_IF_MAYBE (original, stream->getFd()) {
+      fd = ::dup(*original);
+    }
     stream = nullptr;
     if (fd < 0) {
       memberLog().warn("RESP: cannot take over an accepted socket: {}", strerror(errno));

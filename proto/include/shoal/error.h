@@ -17,8 +17,8 @@ enum class ErrorCode {
   OVERLOADED,        // the member shed load; retry after backoff
   CONFLICT,          // a precondition failed
   UNAUTHORIZED,
-  WRONG_OWNER,  // the partition moved (cluster); the client refreshes and retries
-  STORE_FAILED, // the backing store refused the write (disk full, I/O error): it was not stored
+  WRONG_OWNER,   // the partition moved (cluster); the client refreshes and retries
+  STORE_FAILED,  // the backing store refused the write (disk full, I/O error): it was not stored
 };
 
 std::string_view errorCodeName(ErrorCode code);

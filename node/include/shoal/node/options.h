@@ -10,7 +10,9 @@
 #include <vector>
 
 namespace shoal {
-namespace persistence { class MapStore; }
+namespace persistence {
+class MapStore;
+}
 
 enum class Eviction { NONE, LRU, LFU };
 
@@ -48,8 +50,8 @@ struct NodeOptions {
   std::string dataDir = "";               // data directory (RocksDB); "" = in memory only
   // Embedding: your own backing store (e.g. a SQL database) instead of RocksDB in dataDir.
   std::shared_ptr<persistence::MapStore> store;
-  uint32_t partitionCount = 271;          // fixed per cluster (1 .. 65535)
-  std::string logLevel = "info";          // trace, debug, info, warn, error, off
+  uint32_t partitionCount = 271;  // fixed per cluster (1 .. 65535)
+  std::string logLevel = "info";  // trace, debug, info, warn, error, off
   Limits limits;
   MapOptions defaultMap;                   // configuration of maps not named in `maps`
   std::map<std::string, MapOptions> maps;  // per-map configuration by map name
