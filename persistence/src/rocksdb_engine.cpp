@@ -1,8 +1,8 @@
 // RocksDbStore::Impl: opening and closing the RocksDB instance, pinned access to it, writes, and
 // the disk-full defences described in rocksdb_store_impl.h (free-space admission, WAL repair).
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/sst_file_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
