@@ -2,7 +2,9 @@
 #include "shoal/client/client.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -243,4 +245,44 @@ TEST_CASE("client: a caller's trace id shows in the member's log", "[client][int
   CHECK_THAT(log, Catch::Contains("[trace order-7f3a] set on map 'traced'"));
   CHECK_THAT(log, Catch::Contains("[trace order-7f3a] get on map 'traced'"));
   CHECK_THAT(log, Catch::Contains("[trace c-"));
+}
+
+TEST_CASE("client: listeners see expired and evicted entries", "[client][integration]") {
+  char configPath[] = "/tmp/shoal-listen-XXXXXX";
+  int fd = mkstemp(configPath);
+  std::string config = "[maps.bounded]\nmax-entries = 10\n";
+  REQUIRE(write(fd, config.data(), config.size()) == ssize_t(config.size()));
+  close(fd);
+  ShoaldProcess member({"--config", configPath});
+  unlink(configPath);
+  auto client = connectTo(member);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<shoal::EntryEvent> events;
+  auto record = [&](const shoal::EntryEvent& e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    events.push_back(e);
+    cv.notify_all();
+  };
+  auto bounded = client->rawMap("bounded");
+  auto ttl = client->rawMap("ttl");
+  bounded.addListener(record);
+  ttl.addListener(record);
+  ttl.set("short", "v", shoal::WriteOptions{.ttl = 100ms});
+  for (int i = 0; i < 20; ++i) bounded.set("k" + std::to_string(i), "v");
+  auto count = [&](shoal::EntryEventType type) {
+    return std::count_if(events.begin(), events.end(), [&](auto& e) { return e.type == type; });
+  };
+  std::unique_lock<std::mutex> lock(mutex);
+  // The expiry sweep (every 100 ms) removes "short" without anyone reading it.
+  CHECK(cv.wait_for(lock, 5s, [&] {
+    return count(shoal::EntryEventType::EXPIRED) >= 1 && count(shoal::EntryEventType::EVICTED) >= 10;
+  }));
+  CHECK(count(shoal::EntryEventType::EVICTED) >= 10);
+  auto expired = std::find_if(events.begin(), events.end(),
+                              [](auto& e) { return e.type == shoal::EntryEventType::EXPIRED; });
+  REQUIRE(expired != events.end());
+  CHECK(expired->map == "ttl");
+  CHECK(expired->key == "short");
+  CHECK(expired->oldValue == "v");
 }
