@@ -64,7 +64,11 @@ MapService::MapService(const NodeOptions& options, const Clock& clock,
     : options_(options),
       clock_(clock),
       postEvent_(std::move(postEvent)),
-      partitioner_(options.partitionCount) {}
+      partitioner_(options.partitionCount) {
+  auto limited = [](const MapOptions& o) { return o.maxEntries > 0 || o.maxBytes > 0; };
+  anyMemoryLimit_ = limited(options.defaultMap);
+  for (auto& [_, o] : options.maps) anyMemoryLimit_ |= limited(o);
+}
 
 MapService::~MapService() = default;
 
@@ -93,7 +97,8 @@ kj::Promise<void> MapService::commit() {
 }
 
 bool MapService::needsLoad(wire::MapOp::Reader op) {
-  if (persistence_ == nullptr) return false;
+  // The common case (no persistence, or no map with a memory limit) costs one branch per op.
+  if (persistence_ == nullptr || !anyMemoryLimit_) return false;
   auto which = op.which();
   if (which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR) return false;
   auto mapName = op.getMap();

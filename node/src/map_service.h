@@ -75,6 +75,7 @@ class MapService {
   std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
   WriteDedupe dedupe_;
   MapPersistence* persistence_ = nullptr;
+  bool anyMemoryLimit_ = false;  // some map may evict: only then can an op need a read-through
 };
 
 }  // namespace shoal::node

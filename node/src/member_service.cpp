@@ -92,9 +92,8 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
             (bytes == UINT64_MAX ? std::string("unknown size") : std::to_string(bytes) + " bytes") +
             " exceeds limits.max-message-bytes (" + std::to_string(limits.maxMessageBytes) + ")");
   }
-  auto results = context.getResults().initResults(ops.size());
-  auto clientId = batch.getClientId();
-  maps_.beginBatch(clientId, batch.getLowestPending());
+  context.getResults().initResults(ops.size());
+  maps_.beginBatch(batch.getClientId(), batch.getLowestPending());
   return applyFrom(context, 0);
 }
 

@@ -105,4 +105,12 @@ TEST_CASE("resp: glob patterns match like Redis", "[resp][unit]") {
   CHECK(globMatch("a\\*b", "a*b"));
   CHECK_FALSE(globMatch("a\\*b", "axb"));
   CHECK(globMatch("SAVE", "save", true));
+  CHECK(globMatch("a*b*c", "axxbyyc"));
+  CHECK_FALSE(globMatch("a*b*c", "axxbyy"));
+  CHECK(globMatch("*", ""));
+  CHECK_FALSE(globMatch("?", ""));
+  CHECK(globMatch("k[0-9]*", "k7abc"));
+  // A hostile pattern: exponential for recursive matchers, immediate here.
+  std::string text(200, 'a');
+  CHECK_FALSE(globMatch("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", text));
 }
