@@ -5,6 +5,7 @@
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("shoal::wire");
+using Cluster = import "cluster.capnp";
 
 enum ErrorCode {
   # Mirrors shoal::ErrorCode (proto/include/shoal/error.h); tells a caller how to react.
@@ -98,6 +99,8 @@ struct Batch {
   ops @3 :List(MapOp);
   lowestPending @4 :UInt64;  # the client's lowest write request id still awaiting its result;
                              # the member forgets dedupe results below it (0: not given)
+  forwarded @5 :Bool;     # sent by a member on a client's behalf: answer from this member's own
+                          # partitions only (wrongOwner for others), never forward again
 }
 
 enum EventType {
@@ -143,6 +146,9 @@ struct MemberInfo {
   version @5 :Text;
   maxMessageBytes @6 :UInt64;  # the member's limits, so clients size their batches to fit
   maxBatchOps @7 :UInt32;
+  id @8 :UInt64;               # the member's id in partition tables
+  partitionsBackedUp @9 :UInt32;
+  zone @10 :Text;
 }
 
 struct ScanEntry {
@@ -155,15 +161,23 @@ interface Member {
   # Results in the order of batch.ops; a per-op failure never fails the call. The call itself
   # fails only when the whole batch is unacceptable (too many ops), with a message naming the limit.
 
-  scan @1 (map :Text, cursor :UInt64, limit :UInt32, withValues :Bool, traceId :Text)
+  scan @1 (map :Text, cursor :UInt64, limit :UInt32, withValues :Bool, traceId :Text, forwarded :Bool)
        -> (entries :List(ScanEntry), cursor :UInt64);
   # Cursor iteration, Redis SCAN style: start at 0, continue with the returned cursor until it is 0.
-  # Every entry present for the whole iteration is returned at least once.
+  # Every entry present for the whole iteration is returned at least once. A page may be empty
+  # with a non-zero cursor (the next partitions live on another member): keep going.
+  # forwarded: sent by a member on a client's behalf; answered from this member's partitions only.
 
   addListener @2 (map :Text, listener :EntryListener, includeValues :Bool)
               -> (registration :Registration);
 
   ping @3 () -> (member :MemberInfo);
   listMaps @4 () -> (maps :List(MapInfo));
-  cluster @5 () -> (members :List(MemberInfo), partitionCount :UInt32, tableEpoch :UInt64);
+  cluster @5 () -> (members :List(MemberInfo), partitionCount :UInt32, tableEpoch :UInt64,
+                    partitions :List(Cluster.PartitionReplicas), migrating :UInt32);
+  # The member list (oldest first: the first coordinates), the partition table and how many
+  # replicas are still being filled (migration in progress).
+
+  peer @6 () -> (peer :Cluster.Peer);
+  # Member-to-member services (cluster.capnp).
 }

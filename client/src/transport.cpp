@@ -454,8 +454,9 @@ void Transport::onBatchDone(Link& link, uint64_t generation, std::vector<std::un
       continue;
     }
     auto outcome = outcomeOf(results[i]);
-    if (!outcome.ok() && outcome.error().code() == ErrorCode::OVERLOADED && Clock::now() < ops[i]->deadline &&
-        outcome.error().retriable()) {
+    // Retriable answers (the member shed load, the partition moved, its owner was unreachable)
+    // are sent again after a backoff, under the same request id, until the deadline.
+    if (!outcome.ok() && outcome.error().retriable() && Clock::now() < ops[i]->deadline) {
       retryLater(std::move(ops[i]), outcome.error());
       continue;
     }

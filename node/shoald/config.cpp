@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -134,18 +135,9 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     msg << "config file '" << path << "': " << e.description() << " at line " << e.source().begin.line;
     throw ConfigError(msg.str());
   }
-  static const std::set<std::string> KNOWN = {"name",
-                                              "listen",
-                                              "seeds",
-                                              "data-dir",
-                                              "partition-count",
-                                              "log-level",
-                                              "expiry-sweep-interval",
-                                              "limits",
-                                              "resp",
-                                              "resp-map",
-                                              "map-defaults",
-                                              "maps"};
+  static const std::set<std::string> KNOWN = {
+      "name",   "listen", "seeds",    "data-dir",     "partition-count", "log-level", "expiry-sweep-interval",
+      "limits", "resp",   "resp-map", "map-defaults", "cluster",         "maps"};
   for (auto& [k, _] : root) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
@@ -185,6 +177,33 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readInt(*limits, "max-scan-limit", "limits.", &o->limits.maxScanLimit);
     readInt(*limits, "listener-buffer-events", "limits.", &o->limits.listenerBufferEvents);
   }
+  if (auto cluster = root["cluster"].as_table()) {
+    static const std::set<std::string> KNOWN_CLUSTER = {"name",
+                                                        "zone",
+                                                        "backup-count",
+                                                        "heartbeat-interval",
+                                                        "failure-timeout",
+                                                        "join-timeout",
+                                                        "initial-min-cluster-size",
+                                                        "fill-chunk-entries"};
+    for (auto& [k, _] : *cluster) {
+      if (!KNOWN_CLUSTER.count(std::string(k.str())))
+        throw ConfigError("cluster." + std::string(k.str()) + ": unknown option");
+    }
+    auto& c = o->cluster;
+    readString(*cluster, "name", "cluster.", &c.name);
+    readString(*cluster, "zone", "cluster.", &c.zone);
+    readInt(*cluster, "backup-count", "cluster.", &c.backupCount);
+    readInt(*cluster, "initial-min-cluster-size", "cluster.", &c.initialMinClusterSize);
+    readInt(*cluster, "fill-chunk-entries", "cluster.", &c.fillChunkEntries);
+    for (auto [key, field] :
+         {std::pair{"heartbeat-interval", &c.heartbeatIntervalMs},
+          std::pair{"failure-timeout", &c.failureTimeoutMs}, std::pair{"join-timeout", &c.joinTimeoutMs}}) {
+      int64_t ms = *field;
+      readDuration(*cluster, key, "cluster.", &ms);
+      *field = static_cast<uint32_t>(std::min<int64_t>(ms, UINT32_MAX));
+    }
+  }
   if (auto defaults = root["map-defaults"].as_table()) readMap(*defaults, "map-defaults.", &o->defaultMap);
   if (auto maps = root["maps"].as_table()) {
     for (auto& [name, node] : *maps) {
@@ -202,7 +221,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
 int loadOptions(int argc, char** argv, NodeOptions* options) {
   CLI::App app{"shoald " SHOAL_VERSION ": a Shoal data grid member"};
   app.set_version_flag("--version", SHOAL_VERSION);
-  std::string config, name, listen, seeds, dataDir, logLevel, resp;
+  std::string config, name, listen, seeds, dataDir, logLevel, resp, clusterName, zone;
+  std::optional<uint32_t> backupCount;
   app.add_option("--config", config, "TOML config file (every option of it documented in README)")
       ->envname("SHOAL_CONFIG");
   app.add_option("--name", name, "member name (default shoal-1)")->envname("SHOAL_NAME");
@@ -213,6 +233,12 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
       ->envname("SHOAL_DATA_DIR");
   app.add_option("--resp", resp, "Redis protocol (RESP) address HOST:PORT (default: off)")
       ->envname("SHOAL_RESP");
+  app.add_option("--cluster-name", clusterName, "cluster name (default shoal)")
+      ->envname("SHOAL_CLUSTER_NAME");
+  app.add_option("--zone", zone, "this member's zone; replicas prefer distinct zones (default none)")
+      ->envname("SHOAL_ZONE");
+  app.add_option("--backup-count", backupCount, "synchronous backups per partition, 0..6 (default 1)")
+      ->envname("SHOAL_BACKUP_COUNT");
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off (default info)")
       ->envname("SHOAL_LOG_LEVEL");
   try {
@@ -231,6 +257,9 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
     if (!dataDir.empty()) options->dataDir = dataDir;
     if (!logLevel.empty()) options->logLevel = logLevel;
     if (!resp.empty()) options->resp = resp;
+    if (!clusterName.empty()) options->cluster.name = clusterName;
+    if (!zone.empty()) options->cluster.zone = zone;
+    if (backupCount) options->cluster.backupCount = *backupCount;
     options->validate();
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "shoald: invalid configuration: %s\n", e.what());

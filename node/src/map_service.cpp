@@ -72,6 +72,13 @@ MapService::MapService(const NodeOptions& options, const Clock& clock,
 
 MapService::~MapService() = default;
 
+void MapService::setClusterHooks(std::function<void(MapRecords&)> onNewMap,
+                                 std::function<bool(partition::PartitionId)> owns) {
+  onNewMap_ = std::move(onNewMap);
+  owns_ = std::move(owns);
+  for (auto& [_, map] : maps_) onNewMap_(*map);
+}
+
 MapConfig MapService::configFor(const std::string& name) const {
   auto it = options_.maps.find(name);
   const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
@@ -137,6 +144,7 @@ MapRecords& MapService::records(const std::string& name) {
   if (it != maps_.end()) return *it->second;
   auto map = std::make_unique<MapRecords>(name, configFor(name), partitioner_.partitionCount(), clock_);
   if (isPersistent(name)) persistence_->attach(*map);
+  if (onNewMap_) onNewMap_(*map);
   auto& ref = *map;
   maps_.emplace(name, std::move(map));
   return ref;
@@ -245,12 +253,20 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     }
     case wire::MapOp::SIZE: {
       auto* map = findRecords(name);
-      result.setCount(map ? map->size() : 0);
+      uint64_t n = 0;
+      if (map && owns_) {
+        for (partition::PartitionId q = 0; q < partitioner_.partitionCount(); ++q) {
+          if (owns_(q)) n += map->partitionSize(q);
+        }
+      } else if (map) {
+        n = map->size();
+      }
+      result.setCount(n);
       return;
     }
     case wire::MapOp::CLEAR: {
       auto* map = findRecords(name);
-      result.setCount(map ? map->clear() : 0);
+      result.setCount(!map ? 0 : owns_ ? map->clearWhere(owns_) : map->clear());
       break;
     }
     default:

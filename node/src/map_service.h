@@ -28,6 +28,12 @@ class MapService {
              std::function<void(std::function<void()>)> postEvent);
   ~MapService();
 
+  // Cluster: `onNewMap` runs for every map (existing and created later; replication captures its
+  // changes); `owns(p)` says whether this member is the primary of partition p — size and clear
+  // count only those, the other members answer for the rest.
+  void setClusterHooks(std::function<void(MapRecords&)> onNewMap,
+                       std::function<bool(partition::PartitionId)> owns);
+
   // Makes maps configured as persistent write through `persistence` (null: none). Call before use.
   void setPersistence(MapPersistence* persistence) { persistence_ = persistence; }
   bool isPersistent(const std::string& name) const;
@@ -75,7 +81,10 @@ class MapService {
   std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
   WriteDedupe dedupe_;
   MapPersistence* persistence_ = nullptr;
-  bool anyMemoryLimit_ = false;  // some map may evict: only then can an op need a read-through
+  bool anyMemoryLimit_ = false;
+  std::function<void(MapRecords&)> onNewMap_;
+  std::function<bool(partition::PartitionId)>
+      owns_;  // some map may evict: only then can an op need a read-through
 };
 
 }  // namespace shoal::node

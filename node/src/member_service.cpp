@@ -1,6 +1,9 @@
 // wire::Member implementation; see member_service.h.
 #include "member_service.h"
 
+#include <map>
+#include <set>
+
 #include "member_log.h"
 #include "shoal/version.h"
 
@@ -57,6 +60,26 @@ kj::ArrayPtr<const kj::byte> bytesOf(const std::string& s) {
 
 }  // namespace
 
+struct MemberService::Routing {
+  enum class Route : uint8_t { LOCAL, ELSEWHERE };
+  std::vector<Route> route;
+  std::vector<partition::PartitionId> partition;
+};
+
+namespace {
+
+void failOp(wire::OpResult::Builder result, wire::ErrorCode code, const std::string& message) {
+  auto f = result.initFailure();
+  f.setCode(code);
+  f.setMessage(message);
+}
+
+bool isKeyless(wire::MapOp::Which which) {
+  return which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR;
+}
+
+}  // namespace
+
 kj::Promise<void> MemberService::execute(ExecuteContext context) {
   auto batch = context.getParams().getBatch();
   auto ops = batch.getOps();
@@ -92,46 +115,238 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
             (bytes == UINT64_MAX ? std::string("unknown size") : std::to_string(bytes) + " bytes") +
             " exceeds limits.max-message-bytes (" + std::to_string(limits.maxMessageBytes) + ")");
   }
-  context.getResults().initResults(ops.size());
+  auto results = context.getResults().initResults(ops.size());
+  if (!cluster_.ready()) {
+    auto why = cluster_.notReadyReason();
+    for (uint32_t i = 0; i < ops.size(); ++i) failOp(results[i], wire::ErrorCode::UNAVAILABLE, why);
+    return kj::READY_NOW;
+  }
+  // Route each op: owned here, elsewhere (forwarded to its primary), or everywhere (size, clear).
+  auto& membership = cluster_.membership();
+  auto& view = membership.view();
+  bool forwarded = batch.getForwarded();
+  auto routing = kj::heap<Routing>();
+  routing->route.resize(ops.size(), Routing::Route::LOCAL);
+  routing->partition.resize(ops.size(), 0);
+  std::map<std::string, std::vector<uint32_t>> remote;
+  std::vector<uint32_t> everywhere;
+  for (uint32_t i = 0; i < ops.size(); ++i) {
+    auto op = ops[i];
+    if (isKeyless(op.which())) {
+      if (!forwarded && view.members.size() > 1) everywhere.push_back(i);
+      continue;
+    }
+    auto key = op.getKey();
+    if (key.size() > limits.maxKeyBytes) continue;  // refused where it is applied
+    auto p = maps_.partitioner().partitionOf({reinterpret_cast<const char*>(key.begin()), key.size()});
+    routing->partition[i] = p;
+    if (membership.isPrimary(p)) continue;
+    routing->route[i] = Routing::Route::ELSEWHERE;
+    auto owner = view.table.primaryOf(p);
+    auto* address = membership.addressOf(owner);
+    if (forwarded || address == nullptr) {
+      failOp(results[i], wire::ErrorCode::WRONG_OWNER,
+             "partition " + std::to_string(p) + " is not owned by member '" + identity_.name +
+                 "' (table epoch " + std::to_string(view.version) + "); retry");
+      continue;
+    }
+    remote[*address].push_back(i);
+  }
   maps_.beginBatch(batch.getClientId(), batch.getLowestPending());
-  return applyFrom(context, 0);
+  auto& r = *routing;
+  kj::Vector<kj::Promise<void>> parts;
+  auto local = applyFrom(context, r, 0);
+  if (!everywhere.empty()) {
+    local = local.then([this, context, everywhere]() mutable { return fanOut(context, everywhere); });
+  }
+  parts.add(kj::mv(local));
+  for (auto& [address, indices] : remote) parts.add(forwardTo(context, address, indices));
+  return kj::joinPromises(parts.releaseAsArray()).attach(kj::mv(routing));
 }
 
-kj::Promise<void> MemberService::applyFrom(ExecuteContext context, uint32_t first) {
+kj::Promise<void> MemberService::applyFrom(ExecuteContext context, Routing& routing, uint32_t first) {
   auto batch = context.getParams().getBatch();
   auto ops = batch.getOps();
   auto results = context.getResults().getResults();
   auto clientId = batch.getClientId();
   for (uint32_t i = first; i < ops.size(); ++i) {
+    if (routing.route[i] != Routing::Route::LOCAL) continue;
     if (maps_.needsLoad(ops[i])) {
       // Read-through: the entry may have been evicted from memory; load it, then go on in order.
-      return maps_.loadFor(ops[i]).then([this, context, i]() mutable {
+      return maps_.loadFor(ops[i]).then([this, context, &routing, i]() mutable {
         auto batch = context.getParams().getBatch();
         maps_.apply(batch.getOps()[i], batch.getClientId(), context.getResults().getResults()[i],
                     batch.getTraceId().cStr());
-        return applyFrom(context, i + 1);
+        return applyFrom(context, routing, i + 1);
       });
     }
     maps_.apply(ops[i], clientId, results[i], batch.getTraceId().cStr());
   }
-  if (!maps_.hasPendingChanges()) return kj::READY_NOW;
-  // Write-through: the reply waits until this batch's changes are stored. If the store refuses
-  // them the whole call fails (STORE_FAILED) and their dedupe results are forgotten, so that no
-  // retry is answered "done" for a write that was not stored.
-  return maps_.commit().catch_([this, context, clientId](kj::Exception&& e) mutable -> kj::Promise<void> {
-    for (auto op : context.getParams().getBatch().getOps()) maps_.forgetResult(clientId, op.getRequestId());
-    return kj::mv(e);
+  return finishLocal(context, routing);
+}
+
+kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& routing) {
+  auto clientId = context.getParams().getBatch().getClientId();
+  // The backups apply the batch's changes while the store writes them; the reply waits for both.
+  kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
+  if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicate();
+  kj::Promise<void> committed = kj::READY_NOW;
+  if (maps_.hasPendingChanges()) {
+    // Write-through: if the store refuses the changes the whole call fails (STORE_FAILED) and their
+    // dedupe results are forgotten, so that no retry is answered "done" for a write not stored.
+    committed =
+        maps_.commit().catch_([this, context, clientId](kj::Exception&& e) mutable -> kj::Promise<void> {
+          for (auto op : context.getParams().getBatch().getOps())
+            maps_.forgetResult(clientId, op.getRequestId());
+          return kj::mv(e);
+        });
+  }
+  return replicated.then([this, context, &routing, clientId,
+                          committed = kj::mv(committed)](std::set<partition::PartitionId> stale) mutable {
+    if (!stale.empty()) {
+      // A newer table made another member primary: these writes are not acknowledged (the client
+      // retries them at the new primary) and their dedupe results are forgotten.
+      auto ops = context.getParams().getBatch().getOps();
+      auto results = context.getResults().getResults();
+      for (uint32_t i = 0; i < ops.size(); ++i) {
+        if (routing.route[i] != Routing::Route::LOCAL || isKeyless(ops[i].which())) continue;
+        if (!stale.count(routing.partition[i])) continue;
+        maps_.forgetResult(clientId, ops[i].getRequestId());
+        failOp(results[i], wire::ErrorCode::WRONG_OWNER,
+               "partition " + std::to_string(routing.partition[i]) + " moved to another member; retry");
+      }
+    }
+    return kj::mv(committed);
   });
 }
 
+kj::Promise<void> MemberService::forwardTo(ExecuteContext context, const std::string& address,
+                                           std::vector<uint32_t> indices) {
+  auto batch = context.getParams().getBatch();
+  auto request = cluster_.links().member(address).executeRequest();
+  auto out = request.initBatch();
+  out.setTraceId(batch.getTraceId());
+  out.setClientId(batch.getClientId());
+  out.setTableEpoch(cluster_.membership().view().version);
+  out.setLowestPending(batch.getLowestPending());
+  out.setForwarded(true);
+  auto ops = out.initOps(indices.size());
+  for (size_t j = 0; j < indices.size(); ++j) ops.setWithCaveats(j, batch.getOps()[indices[j]]);
+  auto timeout = 2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS;
+  return cluster_.timer()
+      .timeoutAfter(timeout, request.send())
+      .then(
+          [context, indices](capnp::Response<wire::Member::ExecuteResults>&& response) mutable {
+            auto results = context.getResults().getResults();
+            auto answers = response.getResults();
+            for (size_t j = 0; j < indices.size(); ++j) {
+              if (j < answers.size()) {
+                results.setWithCaveats(indices[j], answers[j]);
+              } else {
+                failOp(results[indices[j]], wire::ErrorCode::INTERNAL, "member returned too few results");
+              }
+            }
+          },
+          [this, context, indices, address](kj::Exception&& e) mutable {
+            cluster_.links().drop(address);
+            auto results = context.getResults().getResults();
+            std::string text = e.getDescription().cStr();
+            for (auto i : indices) {
+              failOp(results[i], wire::ErrorCode::UNAVAILABLE,
+                     "the owner of partition " + std::to_string(i) + " at " + address +
+                         " did not answer: " + text + "; retry");
+            }
+          });
+}
+
+kj::Promise<void> MemberService::fanOut(ExecuteContext context, std::vector<uint32_t> indices) {
+  auto batch = context.getParams().getBatch();
+  auto& view = cluster_.membership().view();
+  kj::Vector<kj::Promise<void>> calls;
+  for (auto& member : view.members) {
+    if (member.id == cluster_.membership().selfId()) continue;
+    auto request = cluster_.links().member(member.address).executeRequest();
+    auto out = request.initBatch();
+    out.setTraceId(batch.getTraceId());
+    out.setClientId(batch.getClientId());
+    out.setTableEpoch(view.version);
+    out.setForwarded(true);
+    auto ops = out.initOps(indices.size());
+    for (size_t j = 0; j < indices.size(); ++j) ops.setWithCaveats(j, batch.getOps()[indices[j]]);
+    auto address = member.address;
+    calls.add(
+        cluster_.timer()
+            .timeoutAfter(2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+            .then(
+                [context, indices](capnp::Response<wire::Member::ExecuteResults>&& response) mutable {
+                  auto results = context.getResults().getResults();
+                  auto answers = response.getResults();
+                  for (size_t j = 0; j < indices.size() && j < answers.size(); ++j) {
+                    auto mine = results[indices[j]];
+                    if (mine.isFailure()) continue;
+                    if (answers[j].isFailure()) {
+                      results.setWithCaveats(indices[j], answers[j]);
+                    } else if (mine.isCount() && answers[j].isCount()) {
+                      mine.setCount(mine.getCount() + answers[j].getCount());
+                    }
+                  }
+                },
+                [this, context, indices, address](kj::Exception&& e) mutable {
+                  cluster_.links().drop(address);
+                  auto results = context.getResults().getResults();
+                  for (auto i : indices) {
+                    failOp(results[i], wire::ErrorCode::UNAVAILABLE,
+                           "member at " + address + " did not answer (" + e.getDescription().cStr() +
+                               "); the count is incomplete, retry");
+                  }
+                }));
+  }
+  return kj::joinPromises(calls.releaseAsArray());
+}
+
 kj::Promise<void> MemberService::scan(ScanContext context) {
+  // Cluster cursors: partition in the top 16 bits, the partition's own cursor below. One call
+  // covers consecutive partitions owned here; a partition owned elsewhere is asked of its owner.
+  constexpr uint64_t INNER_MASK = (uint64_t{1} << 48) - 1;
   auto params = context.getParams();
   auto limit = std::min(std::max(params.getLimit(), 1u), maps_.limits().maxScanLimit);
-  std::vector<MapRecords::ScanItem> items;
-  uint64_t next = 0;
+  auto partitionCount = maps_.partitioner().partitionCount();
+  uint64_t p = params.getCursor() >> 48;
+  uint64_t inner = params.getCursor() & INNER_MASK;
+  if (!cluster_.ready()) {
+    return callFailure("unavailable", cluster_.notReadyReason());
+  }
+  auto& membership = cluster_.membership();
   std::string name = params.getMap();
-  if (auto* map = maps_.findRecords(name)) {
-    next = map->scan(params.getCursor(), limit, params.getWithValues(), &items);
+  bool withValues = params.getWithValues();
+  std::vector<MapRecords::ScanItem> items;
+  auto* map = maps_.findRecords(name);
+  while (p < partitionCount && items.size() < limit) {
+    if (!membership.isPrimary(static_cast<partition::PartitionId>(p))) {
+      if (!items.empty() || params.getForwarded()) break;
+      auto* address = membership.addressOf(membership.view().table.primaryOf(p));
+      if (!address)
+        return callFailure("unavailable", "partition " + std::to_string(p) + " has no owner; retry");
+      auto request = cluster_.links().member(*address).scanRequest();
+      request.setMap(params.getMap());
+      request.setCursor((p << 48) | inner);
+      request.setForwarded(true);
+      request.setLimit(limit);
+      request.setWithValues(withValues);
+      request.setTraceId(params.getTraceId());
+      return request.send().then([context](capnp::Response<wire::Member::ScanResults>&& response) mutable {
+        context.getResults().setEntries(response.getEntries());
+        context.getResults().setCursor(response.getCursor());
+      });
+    }
+    inner = map ? map->scanPartition(
+                      static_cast<partition::PartitionId>(p), inner, limit - items.size(),
+                      [&](const RecordChange& c) {
+                        items.push_back(MapRecords::ScanItem{
+                            std::string(c.key), withValues ? std::string(c.value) : std::string()});
+                      })
+                : 0;
+    if (inner == 0) ++p;
   }
   auto results = context.getResults();
   auto entries = results.initEntries(items.size());
@@ -139,7 +354,7 @@ kj::Promise<void> MemberService::scan(ScanContext context) {
     entries[i].setKey(bytesOf(items[i].key));
     entries[i].setValue(bytesOf(items[i].value));
   }
-  results.setCursor(next);
+  results.setCursor(p >= partitionCount ? 0 : (p << 48) | inner);
   return kj::READY_NOW;
 }
 
@@ -154,19 +369,25 @@ kj::Promise<void> MemberService::addListener(AddListenerContext context) {
   return kj::READY_NOW;
 }
 
-void MemberService::fillMember(wire::MemberInfo::Builder out) {
-  out.setName(identity_.name);
-  out.setAddress(identity_.address);
-  out.setState("active");
-  out.setUptimeMs(clock_.nowMs() - identity_.startedAtMs);
-  out.setPartitionsOwned(maps_.partitioner().partitionCount());
+void MemberService::fillMember(wire::MemberInfo::Builder out, const cluster::MemberEntry& member) {
+  auto& membership = cluster_.membership();
+  auto& table = membership.view().table;
+  bool self = member.id == membership.selfId();
+  out.setName(member.name);
+  out.setAddress(member.address);
+  out.setState(member.leaving ? "leaving" : self && !cluster_.ready() ? "joining" : "active");
+  out.setUptimeMs(self ? clock_.nowMs() - identity_.startedAtMs : clock_.nowMs() - member.joinedAtMs);
+  out.setPartitionsOwned(table.primariesOf(member.id));
+  out.setPartitionsBackedUp(table.backupsOf(member.id));
   out.setVersion(SHOAL_VERSION);
   out.setMaxMessageBytes(maps_.limits().maxMessageBytes);
   out.setMaxBatchOps(maps_.limits().maxBatchOps);
+  out.setId(member.id);
+  out.setZone(member.zone);
 }
 
 kj::Promise<void> MemberService::ping(PingContext context) {
-  fillMember(context.getResults().initMember());
+  fillMember(context.getResults().initMember(), cluster_.membership().self());
   return kj::READY_NOW;
 }
 
@@ -183,9 +404,29 @@ kj::Promise<void> MemberService::listMaps(ListMapsContext context) {
 
 kj::Promise<void> MemberService::cluster(ClusterContext context) {
   auto results = context.getResults();
-  fillMember(results.initMembers(1)[0]);
+  auto& view = cluster_.membership().view();
+  if (view.members.empty()) {
+    fillMember(results.initMembers(1)[0], cluster_.membership().self());
+  } else {
+    auto members = results.initMembers(view.members.size());
+    for (size_t i = 0; i < view.members.size(); ++i) fillMember(members[i], view.members[i]);
+  }
   results.setPartitionCount(maps_.partitioner().partitionCount());
-  results.setTableEpoch(1);
+  results.setTableEpoch(view.table.epoch);
+  auto parts = results.initPartitions(view.table.partitions.size());
+  for (size_t p = 0; p < view.table.partitions.size(); ++p) {
+    auto& r = view.table.partitions[p];
+    auto replicas = parts[p].initReplicas(r.replicas.size());
+    for (size_t i = 0; i < r.replicas.size(); ++i) replicas.set(i, r.replicas[i]);
+    auto filling = parts[p].initFilling(r.filling.size());
+    for (size_t i = 0; i < r.filling.size(); ++i) filling.set(i, r.filling[i]);
+  }
+  results.setMigrating(view.table.fillingCount());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MemberService::peer(PeerContext context) {
+  context.getResults().setPeer(cluster_.peerCapability());
   return kj::READY_NOW;
 }
 

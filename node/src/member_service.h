@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cluster/cluster.h"
 #include "map_service.h"
 #include "shoal/proto/shoal.capnp.h"
 
@@ -18,8 +19,9 @@ struct MemberIdentity {
 
 class MemberService final : public wire::Member::Server {
  public:
-  MemberService(MapService& maps, const MemberIdentity& identity, const Clock& clock)
-      : maps_(maps), identity_(identity), clock_(clock) {}
+  MemberService(MapService& maps, cluster::Cluster& cluster, const MemberIdentity& identity,
+                const Clock& clock)
+      : maps_(maps), cluster_(cluster), identity_(identity), clock_(clock) {}
 
   kj::Promise<void> execute(ExecuteContext context) override;
   kj::Promise<void> scan(ScanContext context) override;
@@ -27,13 +29,23 @@ class MemberService final : public wire::Member::Server {
   kj::Promise<void> ping(PingContext context) override;
   kj::Promise<void> listMaps(ListMapsContext context) override;
   kj::Promise<void> cluster(ClusterContext context) override;
+  kj::Promise<void> peer(PeerContext context) override;
 
  private:
-  void fillMember(wire::MemberInfo::Builder out);
-  // Applies ops[first..] of a batch in order, pausing for read-through loads; then commits.
-  kj::Promise<void> applyFrom(ExecuteContext context, uint32_t first);
+  struct Routing;
+  void fillMember(wire::MemberInfo::Builder out, const cluster::MemberEntry& member);
+  // Applies the batch's ops owned here, in order, pausing for read-through loads; then waits for
+  // the backups and the store.
+  kj::Promise<void> applyFrom(ExecuteContext context, Routing& routing, uint32_t first);
+  kj::Promise<void> finishLocal(ExecuteContext context, Routing& routing);
+  // Sends the ops at `indices` to the member at `address`, which owns their partitions.
+  kj::Promise<void> forwardTo(ExecuteContext context, const std::string& address,
+                              std::vector<uint32_t> indices);
+  // size / clear: adds what every other member counts for its own partitions.
+  kj::Promise<void> fanOut(ExecuteContext context, std::vector<uint32_t> indices);
 
   MapService& maps_;
+  cluster::Cluster& cluster_;
   const MemberIdentity& identity_;
   const Clock& clock_;
 };

@@ -36,6 +36,18 @@ void NodeOptions::validate() const {
   for (auto& seed : seeds) require(validHostPort(seed), "seeds", "'" + seed + "' is not HOST:PORT");
   require(partitionCount >= 1 && partitionCount <= 65535, "partition-count",
           std::to_string(partitionCount) + " is outside 1..65535");
+  require(!cluster.name.empty() && cluster.name.size() <= 128, "cluster.name", "must be 1..128 characters");
+  require(cluster.zone.size() <= 128, "cluster.zone", "must be at most 128 characters");
+  require(cluster.backupCount <= 6, "cluster.backup-count",
+          std::to_string(cluster.backupCount) + " is outside 0..6");
+  require(cluster.heartbeatIntervalMs >= 10 && cluster.heartbeatIntervalMs <= 10'000,
+          "cluster.heartbeat-interval", "must be 10..10000 ms");
+  require(cluster.failureTimeoutMs >= 2 * cluster.heartbeatIntervalMs, "cluster.failure-timeout",
+          "must be at least two heartbeat intervals");
+  require(cluster.joinTimeoutMs >= 1, "cluster.join-timeout", "must be >= 1 ms");
+  require(cluster.initialMinClusterSize >= 1 && cluster.initialMinClusterSize <= 1000,
+          "cluster.initial-min-cluster-size", "must be 1..1000");
+  require(cluster.fillChunkEntries >= 1, "cluster.fill-chunk-entries", "must be >= 1");
   static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool knownLevel = false;
   for (auto* l : LEVELS) knownLevel |= logLevel == l;

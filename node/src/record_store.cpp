@@ -209,7 +209,7 @@ void MapRecords::placeNew(Partition& part, uint64_t hash, uint8_t* entry) {
   if (EntryRef(entry).hasExpiry()) ++part.expiring;
 }
 
-void MapRecords::eraseAt(Partition& part, size_t slot, EntryEventType why) {
+void MapRecords::eraseAt(Partition& part, size_t slot, EntryEventType why, bool withEvent) {
   uint8_t* entry = entryOf(part.slots[slot]);
   EntryRef ref(entry);
   const uint64_t mask = part.capacity - 1;
@@ -229,7 +229,7 @@ void MapRecords::eraseAt(Partition& part, size_t slot, EntryEventType why) {
   --entries_;
   if (ref.hasExpiry()) --part.expiring;
   bytes_ -= allocationBytes(entry);
-  emit(sink_, why, ref.key(), {}, ref.value(), ref.version());
+  if (withEvent) emit(sink_, why, ref.key(), {}, ref.value(), ref.version());
   // Eviction only drops the in-memory copy; the persisted one stays.
   if (changeSink_ && why != EntryEventType::EVICTED) {
     changeSink_(RecordChange{RecordChange::Kind::ERASE, part.id, ref.key(), {}, ref.version(), 0, 0, 0});
@@ -591,10 +591,14 @@ bool MapRecords::setTtl(PartitionId p, std::string_view key, int64_t ttlMs) {
 }
 
 uint64_t MapRecords::clear() {
+  return clearWhere([](PartitionId) { return true; });
+}
+
+uint64_t MapRecords::clearWhere(const std::function<bool(PartitionId)>& include) {
   const int64_t now = clock_.nowMs();
   uint64_t removed = 0;
   for (auto& part : partitions_) {
-    if (!part) continue;
+    if (!part || !include(part->id)) continue;
     for (uint32_t i = 0; i < part->capacity; ++i) {
       if (!occupied(part->slots[i])) continue;
       uint8_t* entry = entryOf(part->slots[i]);
@@ -607,15 +611,76 @@ uint64_t MapRecords::clear() {
       if (changeSink_) {
         changeSink_(RecordChange{RecordChange::Kind::ERASE, part->id, ref.key(), {}, ref.version(), 0, 0, 0});
       }
+      entries_--;
+      bytes_ -= allocationBytes(entry);
       std::free(entry);
     }
+    bytes_ -= part->tableBytes() + chunkBytes(sizeof(Partition));
     std::free(part->slots);
     part.reset();
   }
-  entries_ = 0;
-  bytes_ = 0;
   sweepCursor_ = 0;
   return removed;
+}
+
+uint64_t MapRecords::partitionSize(PartitionId p) const {
+  return p < partitions_.size() && partitions_[p] ? partitions_[p]->live : 0;
+}
+
+uint64_t MapRecords::scanPartition(PartitionId p, uint64_t cursor, uint32_t limit, const ChangeSink& fn) {
+  if (p >= partitions_.size() || !partitions_[p]) return 0;
+  Partition& part = *partitions_[p];
+  uint64_t slot = 0;
+  if (cursor != 0) {
+    uint64_t c = cursor - 1;
+    // Rebuilt since the cursor was issued: entries may have moved, so start the partition again.
+    if ((c >> 32) == (part.generation & 0xffffull)) slot = c & 0xffffffffull;
+  }
+  const int64_t now = clock_.nowMs();
+  uint32_t count = 0;
+  for (; slot < part.capacity; ++slot) {
+    if (count == limit) return (((part.generation & 0xffffull) << 32) | slot) + 1;
+    uint64_t s = part.slots[slot];
+    if (!occupied(s)) continue;
+    EntryRef ref(entryOf(s));
+    if (ref.expiredAt(now)) continue;
+    fn(RecordChange{RecordChange::Kind::STORE, p, ref.key(), ref.value(), ref.version(), ref.ttlDeadlineMs(),
+                    ref.ttlMs(), ref.maxIdleMs()});
+    ++count;
+  }
+  return 0;
+}
+
+void MapRecords::applyReplicated(const RecordChange& c) {
+  if (c.kind == RecordChange::Kind::STORE) {
+    auto sink = std::move(sink_);  // evictions it causes are this member's business, not events
+    bool stored = restore(c.partition, c.key, c.value, c.version, c.expirationTimeMs, c.ttlMs, c.maxIdleMs);
+    sink_ = std::move(sink);
+    if (stored && changeSink_) changeSink_(c);
+    return;
+  }
+  Partition* part = partitionAt(c.partition, false);
+  if (!part) return;
+  int64_t slot = part->find(c.key, hashOf(c.key));
+  if (slot < 0) return;
+  eraseAt(*part, static_cast<size_t>(slot), EntryEventType::REMOVED, false);
+  maybeShrink(*part);
+}
+
+void MapRecords::dropPartition(PartitionId p) {
+  if (p >= partitions_.size() || !partitions_[p]) return;
+  auto& part = partitions_[p];
+  for (uint32_t i = 0; i < part->capacity; ++i) {
+    if (!occupied(part->slots[i])) continue;
+    uint8_t* entry = entryOf(part->slots[i]);
+    entries_--;
+    bytes_ -= allocationBytes(entry);
+    std::free(entry);
+  }
+  bytes_ -= part->tableBytes() + chunkBytes(sizeof(Partition));
+  std::free(part->slots);
+  part.reset();
+  sweepCursor_ = 0;
 }
 
 size_t MapRecords::sweepExpired(size_t budget) {

@@ -130,6 +130,7 @@ class MapRecords {
   // every applied write and after setTtl; ERASE after removals, clear() (every entry it drops) and
   // expiry (lazy, swept or found by eviction sampling). Nothing on eviction. Empty: none.
   void setChangeSink(ChangeSink sink);
+  const ChangeSink& changeSink() const { return changeSink_; }
 
   // Reads. Expired entries are removed on sight (EXPIRED event) and reported absent.
   // get/getEntry count as an access (hits +1, lastAccessTime = now); containsKey does not.
@@ -166,6 +167,21 @@ class MapRecords {
   bool restore(PartitionId p, std::string_view key, std::string_view value, uint64_t version,
                int64_t expirationTimeMs, int64_t ttlMs, int64_t maxIdleMs);
 
+  // Removes every entry of the partitions `include` accepts, like clear(); returns how many.
+  uint64_t clearWhere(const std::function<bool(PartitionId)>& include);
+  uint64_t partitionSize(PartitionId p) const;  // live and not yet swept entries of `p`
+
+  // Replication (cluster). Passes the state of up to `limit` entries of partition `p` to `fn` as
+  // STORE changes, from `cursor` (0 starts); returns the next cursor, 0 when done. Every entry
+  // present for the whole iteration is passed at least once. Cursors fit in 48 bits.
+  uint64_t scanPartition(PartitionId p, uint64_t cursor, uint32_t limit, const ChangeSink& fn);
+  // Applies a change made on the partition's primary: STORE restores the entry exactly (version,
+  // deadlines), ERASE removes it. Emits no events; passes the change on to the change sink.
+  void applyReplicated(const RecordChange& change);
+  // Drops every entry of `p` without events or changes (a backup about to be filled again, or a
+  // partition this member no longer holds).
+  void dropPartition(PartitionId p);
+
   uint64_t size() const { return entries_; }
   uint64_t bytes() const { return bytes_; }  // memory held by entries and tables
 
@@ -195,7 +211,7 @@ class MapRecords {
   bool evictOne(const uint8_t* keep, int64_t nowMs);
   Partition* randomNonEmptyPartition();
   void placeNew(Partition& part, uint64_t hash, uint8_t* entry);
-  void eraseAt(Partition& part, size_t slot, EntryEventType why);
+  void eraseAt(Partition& part, size_t slot, EntryEventType why, bool withEvent = true);
   void emitStore(const Partition& part, const uint8_t* entry);
   void resizeTable(Partition& part, uint32_t capacity);
   void maybeShrink(Partition& part);

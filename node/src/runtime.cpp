@@ -13,6 +13,7 @@
 #include <chrono>
 #include <future>
 
+#include "cluster/cluster.h"
 #include "map_persistence.h"
 #include "map_service.h"
 #include "member_log.h"
@@ -25,6 +26,7 @@ namespace shoal::node {
 namespace {
 
 constexpr size_t SWEEP_BUDGET_PER_MAP = 2000;  // expired entries removed per map per tick
+constexpr int64_t LEAVE_TIMEOUT_MS = 30'000;   // graceful leave: longest wait for the hand-off
 
 std::string peerOf(kj::AsyncIoStream& stream) {
   sockaddr_storage addr{};
@@ -270,7 +272,8 @@ void Runtime::shardMain() {
   // Twice the message limit: execute() sizes a batch (one full traversal) before reading it.
   readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
   readerOptions.nestingLimit = 64;
-  capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, identity, clock);
+  cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_);
+  capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, cluster, identity, clock);
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
@@ -291,15 +294,33 @@ void Runtime::shardMain() {
     maps_ = &maps;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
-  if (!options_.seeds.empty())
-    memberLog().warn("seeds are ignored: this member runs alone until clustering lands");
+  // Join (or form) the cluster; the loop serves other members' calls meanwhile.
+  try {
+    cluster.start().wait(io.waitScope);
+  } catch (const kj::Exception& e) {
+    std::string text = e.getDescription().cStr();
+    auto at = text.find("shoal:invalid-argument: ");
+    throw Error(ErrorCode::INVALID_ARGUMENT,
+                "cannot join the cluster: " + (at == std::string::npos ? text : text.substr(at + 24)));
+  }
   shardMain_ready_->set_value();
   shardMain_ready_ = nullptr;
 
   stop.promise.wait(io.waitScope);
 
-  // Graceful stop: no new connections, listeners told why, then connections closed.
+  // Graceful stop: hand this member's partitions to the others first (serving meanwhile), then no
+  // new connections, listeners told why, then connections closed.
   memberLog().info("member '{}' stopping", options_.name);
+  if (cluster.membership().view().members.size() > 1) {
+    memberLog().info("member '{}' leaves the cluster: handing off its partitions", options_.name);
+    try {
+      io.provider->getTimer()
+          .timeoutAfter(LEAVE_TIMEOUT_MS * kj::MILLISECONDS, cluster.membership().leave())
+          .wait(io.waitScope);
+    } catch (const kj::Exception& e) {
+      memberLog().warn("leaving the cluster did not complete: {}", e.getDescription().cStr());
+    }
+  }
   accepting = kj::READY_NOW;
   receiver = nullptr;
   respServer = nullptr;

@@ -41,13 +41,26 @@ struct Limits {
   uint32_t listenerBufferEvents = 100'000;         // events queued per remote listener before cut-off
 };
 
+// How members find each other, replicate and detect failures.
+struct ClusterOptions {
+  std::string name = "shoal";          // cluster name; members of another cluster are refused
+  std::string zone = "";               // this member's zone; replicas prefer distinct zones
+  uint32_t backupCount = 1;            // synchronous backups per partition (0 .. 6)
+  uint32_t heartbeatIntervalMs = 200;  // how often members heartbeat each other (10 .. 10000)
+  uint32_t failureTimeoutMs = 1000;    // silence after which a member is declared dead (>= 2 heartbeats)
+  uint32_t joinTimeoutMs = 3000;       // seeds unreachable this long: start a cluster alone
+  uint32_t initialMinClusterSize = 1;  // partitions are assigned once this many members joined
+  uint32_t fillChunkEntries = 2000;    // entries per message when copying a partition to a backup
+};
+
 struct NodeOptions {
   std::string name = "shoal-1";           // member name, shown by `shoalctl cluster`
   std::string listen = "127.0.0.1:5701";  // RPC address HOST:PORT; port 0 picks one; "" = none
-  std::vector<std::string> seeds;         // HOST:PORT of members to join (cluster issue)
-  std::string resp = "";                  // RESP (Redis protocol) address HOST:PORT; "" = off
-  std::string respMap = "default";        // the Shoal map that Redis commands read and write
-  std::string dataDir = "";               // data directory (RocksDB); "" = in memory only
+  std::vector<std::string> seeds;         // HOST:PORT of members to join; none: start a cluster
+  ClusterOptions cluster;
+  std::string resp = "";            // RESP (Redis protocol) address HOST:PORT; "" = off
+  std::string respMap = "default";  // the Shoal map that Redis commands read and write
+  std::string dataDir = "";         // data directory (RocksDB); "" = in memory only
   // Embedding: your own backing store (e.g. a SQL database) instead of RocksDB in dataDir.
   std::shared_ptr<persistence::MapStore> store;
   uint32_t partitionCount = 271;  // fixed per cluster (1 .. 65535)

@@ -1,0 +1,83 @@
+// Wiring of the cluster parts and the Peer service; see cluster.h.
+#include "cluster.h"
+
+#include <random>
+
+#include "../map_service.h"
+
+namespace shoal::node::cluster {
+namespace {
+
+MemberId newMemberId() {
+  std::random_device device;
+  MemberId id = 0;
+  while (id == 0) id = (uint64_t(device()) << 32) | device();
+  return id;
+}
+
+// The Peer interface other members call; dispatches to membership and replication.
+class PeerService final : public wire::Peer::Server {
+ public:
+  PeerService(Membership& membership, Replication& replication)
+      : membership_(membership), replication_(replication) {}
+
+  kj::Promise<void> join(JoinContext context) override { return membership_.onJoin(context); }
+  kj::Promise<void> heartbeat(HeartbeatContext context) override { return membership_.onHeartbeat(context); }
+  kj::Promise<void> publish(PublishContext context) override {
+    membership_.onPublish(context.getParams().getView());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> replicate(ReplicateContext context) override { return replication_.onReplicate(context); }
+  kj::Promise<void> filled(FilledContext context) override {
+    auto p = context.getParams();
+    membership_.onFilled(p.getPartition(), p.getMember(), p.getPrimary());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> leave(LeaveContext context) override {
+    membership_.onLeave(context.getParams().getMember());
+    return kj::READY_NOW;
+  }
+
+ private:
+  Membership& membership_;
+  Replication& replication_;
+};
+
+}  // namespace
+
+Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProvider& io, MapService& maps,
+                 capnp::ReaderOptions readerOptions, const std::string& address)
+    : options_(options),
+      timer_(io.getTimer()),
+      links_(io.getNetwork(), readerOptions),
+      membership_(options, clock, io.getTimer(), links_,
+                  MemberEntry{newMemberId(), options.name, address, options.cluster.zone, 0, false}),
+      replication_(options, membership_, links_, maps, io.getTimer()),
+      peer_(kj::heap<PeerService>(membership_, replication_)) {
+  membership_.setViewListener(
+      [this](const View& previous, const View& current) { replication_.onView(previous, current); });
+  maps.setClusterHooks([this](MapRecords& records) { replication_.attach(records); },
+                       [this](partition::PartitionId p) { return membership_.isPrimary(p); });
+}
+
+Cluster::~Cluster() = default;
+
+kj::Promise<void> Cluster::start() {
+  return membership_.start();
+}
+
+bool Cluster::ready() const {
+  auto& view = membership_.view();
+  return view.table.assigned() && view.find(membership_.selfId()) != nullptr;
+}
+
+std::string Cluster::notReadyReason() const {
+  auto& view = membership_.view();
+  if (view.version == 0) return "this member has not joined its cluster yet";
+  if (!view.find(membership_.selfId())) return "this member is no longer part of its cluster";
+  return "the cluster has " + std::to_string(view.members.size()) +
+         " members; partitions are assigned once cluster.initial-min-cluster-size (" +
+         std::to_string(options_.cluster.initialMinClusterSize) + ") have joined";
+}
+
+}  // namespace shoal::node::cluster

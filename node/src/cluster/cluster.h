@@ -1,0 +1,46 @@
+// This member's part in its cluster: connections to the other members, membership and the
+// partition table, replication, and the Peer service other members call. Every member runs one,
+// even alone (a cluster of one owns every partition). Shard thread only.
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <memory>
+#include <string>
+
+#include "membership.h"
+#include "peer_links.h"
+#include "replication.h"
+
+namespace shoal::node::cluster {
+
+class Cluster {
+ public:
+  Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProvider& io, MapService& maps,
+          capnp::ReaderOptions readerOptions, const std::string& address);
+  ~Cluster();
+
+  // Joins (or forms) the cluster; rejects with "shoal:invalid-argument: ..." when refused.
+  kj::Promise<void> start();
+
+  // Serving map operations needs a table and this member in it.
+  bool ready() const;
+  std::string notReadyReason() const;
+
+  const NodeOptions& options() const { return options_; }
+  kj::Timer& timer() { return timer_; }
+  Membership& membership() { return membership_; }
+  Replication& replication() { return replication_; }
+  PeerLinks& links() { return links_; }
+  wire::Peer::Client peerCapability() { return peer_; }
+
+ private:
+  const NodeOptions& options_;
+  kj::Timer& timer_;
+  PeerLinks links_;
+  Membership membership_;
+  Replication replication_;
+  wire::Peer::Client peer_;
+};
+
+}  // namespace shoal::node::cluster

@@ -1,0 +1,413 @@
+// Joining, heartbeats, failure detection and the coordinator's views; see membership.h.
+#include "membership.h"
+
+#include <algorithm>
+
+#include "../member_log.h"
+#include "shoal/error.h"
+
+namespace shoal::node::cluster {
+namespace {
+
+constexpr int64_t PUBLISH_COALESCE_MS = 20;  // table steps that arrive together go out as one view
+constexpr int64_t JOIN_ATTEMPT_TIMEOUT_MS = 1000;
+
+kj::Exception refused(const std::string& message) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                       kj::str("shoal:invalid-argument: ", message.c_str()));
+}
+
+void writeMember(const MemberEntry& m, wire::PeerInfo::Builder out) {
+  out.setId(m.id);
+  out.setName(m.name);
+  out.setAddress(m.address);
+  out.setZone(m.zone);
+  out.setJoinedAtMs(m.joinedAtMs);
+  out.setLeaving(m.leaving);
+}
+
+MemberEntry readMember(wire::PeerInfo::Reader in) {
+  return MemberEntry{in.getId(),   in.getName(),       in.getAddress(),
+                     in.getZone(), in.getJoinedAtMs(), in.getLeaving()};
+}
+
+}  // namespace
+
+const MemberEntry* View::find(MemberId id) const {
+  for (auto& m : members)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+
+void writeView(const View& view, const std::string& clusterName, wire::ClusterView::Builder out) {
+  out.setVersion(view.version);
+  out.setClusterName(clusterName);
+  auto members = out.initMembers(view.members.size());
+  for (size_t i = 0; i < view.members.size(); ++i) writeMember(view.members[i], members[i]);
+  auto parts = out.initPartitions(view.table.partitions.size());
+  for (size_t p = 0; p < view.table.partitions.size(); ++p) {
+    auto& r = view.table.partitions[p];
+    auto replicas = parts[p].initReplicas(r.replicas.size());
+    for (size_t i = 0; i < r.replicas.size(); ++i) replicas.set(i, r.replicas[i]);
+    auto filling = parts[p].initFilling(r.filling.size());
+    for (size_t i = 0; i < r.filling.size(); ++i) filling.set(i, r.filling[i]);
+  }
+}
+
+View readView(wire::ClusterView::Reader in) {
+  View v;
+  v.version = in.getVersion();
+  for (auto m : in.getMembers()) v.members.push_back(readMember(m));
+  auto parts = in.getPartitions();
+  if (parts.size() > 0) v.table.epoch = v.version;
+  v.table.partitions.resize(parts.size());
+  for (size_t p = 0; p < parts.size(); ++p) {
+    for (auto id : parts[p].getReplicas()) v.table.partitions[p].replicas.push_back(id);
+    for (auto id : parts[p].getFilling()) v.table.partitions[p].filling.push_back(id);
+  }
+  return v;
+}
+
+class Membership::TaskErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    memberLog().warn("cluster task failed: {}", e.getDescription().cStr());
+  }
+};
+
+Membership::Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
+                       MemberEntry self)
+    : options_(options),
+      clock_(clock),
+      timer_(timer),
+      links_(links),
+      self_(std::move(self)),
+      taskErrors_(std::make_unique<TaskErrors>()),
+      tasks_(std::make_unique<kj::TaskSet>(*taskErrors_)) {}
+
+Membership::~Membership() = default;
+
+const std::string* Membership::addressOf(MemberId id) const {
+  auto* m = view_.find(id);
+  return m ? &m->address : nullptr;
+}
+
+kj::Promise<void> Membership::start() {
+  tasks_->add(heartbeatLoop());
+  bool anySeed = false;
+  for (auto& s : options_.seeds) anySeed |= s != self_.address;
+  if (!anySeed) {
+    formAlone();
+    return kj::READY_NOW;
+  }
+  return joinThrough(0, clock_.nowMs() + options_.cluster.joinTimeoutMs);
+}
+
+void Membership::formAlone() {
+  self_.joinedAtMs = clock_.nowMs();
+  memberLog().info("member '{}' ({:x}) starts cluster '{}'", self_.name, self_.id, options_.cluster.name);
+  view_.members.clear();
+  recompute({self_}, true);
+}
+
+kj::Promise<void> Membership::joinThrough(size_t seedIndex, int64_t deadlineMs) {
+  if (clock_.nowMs() >= deadlineMs) {
+    memberLog().warn("no seed answered within cluster.join-timeout ({} ms): starting a cluster alone",
+                     options_.cluster.joinTimeoutMs);
+    formAlone();
+    return kj::READY_NOW;
+  }
+  auto& seed = options_.seeds[seedIndex % options_.seeds.size()];
+  auto next = [this, seedIndex, deadlineMs]() {
+    return timer_.afterDelay(100 * kj::MILLISECONDS).then([this, seedIndex, deadlineMs]() {
+      return joinThrough(seedIndex + 1, deadlineMs);
+    });
+  };
+  if (seed == self_.address) return joinThrough(seedIndex + 1, deadlineMs);
+  auto request = links_.peer(seed).joinRequest();
+  request.setClusterName(options_.cluster.name);
+  request.setPartitionCount(options_.partitionCount);
+  writeMember(self_, request.initMember());
+  return timer_.timeoutAfter(JOIN_ATTEMPT_TIMEOUT_MS * kj::MILLISECONDS, request.send())
+      .then(
+          [this, seed](capnp::Response<wire::Peer::JoinResults>&& response) -> kj::Promise<void> {
+            auto view = readView(response.getView());
+            memberLog().info("member '{}' ({:x}) joined cluster '{}' through {} ({} members, view {})",
+                             self_.name, self_.id, options_.cluster.name, seed, view.members.size(),
+                             view.version);
+            adopt(std::move(view));
+            return kj::READY_NOW;
+          },
+          [this, seed, next](kj::Exception&& e) -> kj::Promise<void> {
+            std::string text = e.getDescription().cStr();
+            if (text.find("shoal:invalid-argument:") != std::string::npos) {
+              memberLog().error("cluster refused this member: {}", text);
+              return kj::mv(e);
+            }
+            memberLog().debug("seed {} did not answer: {}", seed, text);
+            links_.drop(seed);
+            return next();
+          });
+}
+
+kj::Promise<void> Membership::onJoin(
+    capnp::CallContext<wire::Peer::JoinParams, wire::Peer::JoinResults> context) {
+  auto params = context.getParams();
+  auto joiner = readMember(params.getMember());
+  std::string clusterName = params.getClusterName();
+  if (clusterName != options_.cluster.name || params.getPartitionCount() != options_.partitionCount) {
+    std::string why =
+        clusterName != options_.cluster.name
+            ? "cluster name '" + clusterName + "' differs from this cluster's '" + options_.cluster.name + "'"
+            : "partition count " + std::to_string(params.getPartitionCount()) +
+                  " differs from this cluster's " + std::to_string(options_.partitionCount);
+    memberLog().error("refused member '{}' at {}: {}", joiner.name, joiner.address, why);
+    return refused("member '" + joiner.name + "' cannot join: " + why);
+  }
+  if (view_.version == 0) {
+    return kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+                         kj::str("shoal:unavailable: this member has not joined a cluster yet"));
+  }
+  if (!isCoordinator()) {
+    // Pass it on to the coordinator and relay its answer.
+    auto& coordinator = view_.members[0].address;
+    auto request = links_.peer(coordinator).joinRequest();
+    request.setClusterName(params.getClusterName());
+    request.setPartitionCount(params.getPartitionCount());
+    request.setMember(params.getMember());
+    return request.send().then([context](capnp::Response<wire::Peer::JoinResults>&& r) mutable {
+      context.getResults().setView(r.getView());
+    });
+  }
+  auto members = view_.members;
+  auto it = std::find_if(members.begin(), members.end(), [&](auto& m) { return m.id == joiner.id; });
+  if (it == members.end()) {
+    joiner.joinedAtMs = clock_.nowMs();
+    joiner.leaving = false;
+    members.push_back(joiner);
+    memberLog().info("member '{}' ({:x}) at {} joins; {} members", joiner.name, joiner.id, joiner.address,
+                     members.size());
+  }
+  lastHeard_[joiner.id] = clock_.nowMs();
+  recompute(std::move(members), true);
+  publishNow();
+  writeView(view_, options_.cluster.name, context.getResults().initView());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> Membership::onHeartbeat(
+    capnp::CallContext<wire::Peer::HeartbeatParams, wire::Peer::HeartbeatResults> context) {
+  auto from = context.getParams().getFrom();
+  lastHeard_[from] = clock_.nowMs();
+  if (isCoordinator() && context.getParams().getViewVersion() < view_.version) {
+    // It missed a view: send it again.
+    if (auto* address = addressOf(from)) {
+      auto request = links_.peer(*address).publishRequest();
+      writeView(view_, options_.cluster.name, request.initView());
+      tasks_->add(request.send().ignoreResult().catch_([](kj::Exception&&) {}));
+    }
+  }
+  context.getResults().setViewVersion(view_.version);
+  return kj::READY_NOW;
+}
+
+void Membership::onPublish(wire::ClusterView::Reader in) {
+  if (in.getVersion() <= view_.version) return;
+  adopt(readView(in));
+}
+
+void Membership::adopt(View view) {
+  auto now = clock_.nowMs();
+  for (auto& m : view.members) {
+    if (!lastHeard_.count(m.id)) lastHeard_[m.id] = now;  // the failure detector starts counting now
+  }
+  auto previous = std::move(view_);
+  view_ = std::move(view);
+  bool wasMember = previous.find(self_.id) != nullptr;
+  if (wasMember && !view_.find(self_.id)) {
+    if (leftFulfiller_) {
+      memberLog().info("member '{}' left the cluster", self_.name);
+      leftFulfiller_->fulfill();
+      leftFulfiller_ = nullptr;
+    } else {
+      memberLog().error("member '{}' was removed from the cluster (declared dead); restart it to rejoin",
+                        self_.name);
+    }
+  }
+  if (listener_) listener_(previous, view_);
+}
+
+kj::Promise<void> Membership::heartbeatLoop() {
+  return timer_.afterDelay(options_.cluster.heartbeatIntervalMs * kj::MILLISECONDS).then([this]() {
+    if (view_.version != 0) {
+      heartbeatAll();
+      detectFailures();
+    }
+    return heartbeatLoop();
+  });
+}
+
+void Membership::heartbeatAll() {
+  for (auto& m : view_.members) {
+    if (m.id == self_.id) continue;
+    auto request = links_.peer(m.address).heartbeatRequest();
+    request.setFrom(self_.id);
+    request.setViewVersion(view_.version);
+    auto id = m.id;
+    auto address = m.address;
+    tasks_->add(
+        timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+            .then([this,
+                   id](capnp::Response<wire::Peer::HeartbeatResults>&&) { lastHeard_[id] = clock_.nowMs(); },
+                  [this, address](kj::Exception&&) { links_.drop(address); }));
+  }
+}
+
+void Membership::detectFailures() {
+  auto now = clock_.nowMs();
+  auto silent = [&](const MemberEntry& m) {
+    if (m.id == self_.id) return false;
+    auto it = lastHeard_.find(m.id);
+    return it != lastHeard_.end() && now - it->second > int64_t(options_.cluster.failureTimeoutMs);
+  };
+  if (view_.members.empty() || !view_.find(self_.id)) return;
+  if (!isCoordinator()) {
+    // Take over when every member older than this one is silent.
+    for (auto& m : view_.members) {
+      if (m.id == self_.id) break;
+      if (!silent(m)) return;
+    }
+    memberLog().warn("coordinator '{}' is silent for over {} ms: member '{}' takes over",
+                     view_.members[0].name, options_.cluster.failureTimeoutMs, self_.name);
+  }
+  std::vector<MemberEntry> alive;
+  for (auto& m : view_.members) {
+    if (silent(m)) {
+      memberLog().warn("member '{}' ({:x}) at {} declared dead: silent for {} ms", m.name, m.id, m.address,
+                       now - lastHeard_[m.id]);
+      links_.drop(m.address);
+    } else {
+      alive.push_back(m);
+    }
+  }
+  if (alive.size() != view_.members.size()) recompute(std::move(alive), true);
+}
+
+void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged,
+                           const partition::PartitionTable* base) {
+  const auto& from = base ? *base : view_.table;
+  // Members that asked to leave go once no partition is left on them.
+  std::vector<MemberEntry> kept;
+  for (auto& m : members) {
+    bool holdsAny = false;
+    for (auto& r : view_.table.partitions) holdsAny |= r.holds(m.id);
+    if (m.leaving && !holdsAny && m.id != self_.id) {
+      memberLog().info("member '{}' ({:x}) has handed off its partitions and leaves", m.name, m.id);
+      membersChanged = true;
+      continue;
+    }
+    kept.push_back(m);
+  }
+  // A leaving coordinator hands off, then removes itself last.
+  bool selfGone = false;
+  if (!kept.empty() && kept[0].id == self_.id && kept[0].leaving) {
+    bool holdsAny = false;
+    for (auto& r : view_.table.partitions) holdsAny |= r.holds(self_.id);
+    if (!holdsAny && kept.size() > 1) {
+      kept.erase(kept.begin());
+      selfGone = membersChanged = true;
+    }
+  }
+  View next;
+  next.members = std::move(kept);
+  next.table = from;
+  bool assign = from.assigned() || next.members.size() >= options_.cluster.initialMinClusterSize;
+  if (assign) {
+    std::vector<partition::MemberSlot> slots;
+    std::vector<MemberId> alive;
+    for (auto& m : next.members) {
+      alive.push_back(m.id);
+      if (!m.leaving) slots.push_back({m.id, m.zone});
+    }
+    if (slots.empty()) {
+      for (auto& m : next.members) slots.push_back({m.id, m.zone});  // everyone leaving: stay put
+    }
+    auto target = partition::targetPlacement(options_.partitionCount, slots, options_.cluster.backupCount);
+    next.table = partition::nextTable(from, target, alive);
+  }
+  bool tableChanged = next.table.partitions != view_.table.partitions;
+  if (!membersChanged && !tableChanged) return;
+  next.version = view_.version + 1;
+  if (next.table.partitions.empty()) {
+    next.table.epoch = 0;
+  } else {
+    next.table.epoch = next.version;
+  }
+  if (selfGone) {
+    // Tell the others first: the view no longer has this member, so it stops coordinating.
+    View old = view_;
+    view_ = next;
+    publishNow();
+    view_ = old;
+  }
+  adopt(std::move(next));
+  if (!selfGone) schedulePublish();
+}
+
+void Membership::schedulePublish() {
+  if (publishScheduled_) return;
+  publishScheduled_ = true;
+  tasks_->add(timer_.afterDelay(PUBLISH_COALESCE_MS * kj::MILLISECONDS).then([this]() {
+    publishScheduled_ = false;
+    if (isCoordinator()) publishNow();
+  }));
+}
+
+void Membership::publishNow() {
+  for (auto& m : view_.members) {
+    if (m.id == self_.id) continue;
+    auto request = links_.peer(m.address).publishRequest();
+    writeView(view_, options_.cluster.name, request.initView());
+    auto address = m.address;
+    tasks_->add(timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+                    .ignoreResult()
+                    .catch_([this, address](kj::Exception&&) { links_.drop(address); }));
+  }
+}
+
+void Membership::onFilled(partition::PartitionId p, MemberId member, MemberId primary) {
+  if (!isCoordinator() || p >= view_.table.partitions.size()) return;
+  auto& r = view_.table.partitions[p];
+  if (r.primary() != primary || !r.isFilling(member)) return;
+  auto table = view_.table;
+  partition::markFilled(table, p, member);
+  // Step from the table with this replica filled (the copy is complete: it may now be promoted).
+  recompute(view_.members, false, &table);
+}
+
+void Membership::onLeave(MemberId member) {
+  if (!isCoordinator()) {
+    auto request = links_.peer(view_.members[0].address).leaveRequest();
+    request.setMember(member);
+    tasks_->add(request.send().ignoreResult());
+    return;
+  }
+  auto members = view_.members;
+  for (auto& m : members) {
+    if (m.id == member && !m.leaving) {
+      memberLog().info("member '{}' ({:x}) asked to leave: moving its partitions away", m.name, m.id);
+      m.leaving = true;
+    }
+  }
+  recompute(std::move(members), true);
+}
+
+kj::Promise<void> Membership::leave() {
+  if (view_.members.size() <= 1) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  leftFulfiller_ = kj::mv(paf.fulfiller);
+  onLeave(self_.id);
+  return kj::mv(paf.promise);
+}
+
+}  // namespace shoal::node::cluster

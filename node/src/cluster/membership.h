@@ -1,0 +1,107 @@
+// Membership of this member in its cluster: joining through seeds, heartbeats and the failure
+// detector, and — on the oldest member, the coordinator — admitting members, removing dead ones,
+// moving the partition table towards its target (partition/placement.h) and publishing each new
+// view (member list + table, one version number for both). When the coordinator dies the next
+// oldest member that still hears from nobody older takes over. Shard thread only.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../record_store.h"
+#include "peer_links.h"
+#include "shoal/node/options.h"
+#include "shoal/partition/placement.h"
+
+namespace shoal::node::cluster {
+
+using partition::MemberId;
+
+struct MemberEntry {
+  MemberId id = 0;
+  std::string name;
+  std::string address;
+  std::string zone;
+  int64_t joinedAtMs = 0;
+  bool leaving = false;
+};
+
+struct View {
+  uint64_t version = 0;              // 0: not in a cluster yet
+  std::vector<MemberEntry> members;  // oldest first; members[0] coordinates
+  partition::PartitionTable table;   // table.epoch == version once assigned
+
+  const MemberEntry* find(MemberId id) const;
+};
+
+void writeView(const View& view, const std::string& clusterName, wire::ClusterView::Builder out);
+View readView(wire::ClusterView::Reader in);
+
+class Membership {
+ public:
+  using ViewListener = std::function<void(const View& previous, const View& current)>;
+
+  Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
+             MemberEntry self);
+  ~Membership();
+
+  // Joins through the seeds (or forms a cluster alone); resolves once this member is in a view.
+  // Rejects with "shoal:invalid-argument: ..." when the cluster refuses it (name, partition count).
+  kj::Promise<void> start();
+  void setViewListener(ViewListener listener) { listener_ = std::move(listener); }
+
+  const View& view() const { return view_; }
+  MemberId selfId() const { return self_.id; }
+  const MemberEntry& self() const { return self_; }
+  bool isCoordinator() const { return !view_.members.empty() && view_.members[0].id == self_.id; }
+  bool isPrimary(partition::PartitionId p) const { return view_.table.primaryOf(p) == self_.id; }
+  const std::string* addressOf(MemberId id) const;
+
+  // Graceful leave: resolves once the coordinator removed this member (its partitions moved).
+  kj::Promise<void> leave();
+
+  // Peer service handlers.
+  kj::Promise<void> onJoin(capnp::CallContext<wire::Peer::JoinParams, wire::Peer::JoinResults> context);
+  kj::Promise<void> onHeartbeat(
+      capnp::CallContext<wire::Peer::HeartbeatParams, wire::Peer::HeartbeatResults> context);
+  void onPublish(wire::ClusterView::Reader view);
+  void onFilled(partition::PartitionId p, MemberId member, MemberId primary);
+  void onLeave(MemberId member);
+
+ private:
+  kj::Promise<void> joinThrough(size_t seedIndex, int64_t deadlineMs);
+  void formAlone();
+  kj::Promise<void> heartbeatLoop();
+  void heartbeatAll();
+  void detectFailures();
+  // Coordinator: recomputes the table for the current members; publishes when anything changed.
+  // `base`: the table to step from (default: the current one).
+  void recompute(std::vector<MemberEntry> members, bool membersChanged,
+                 const partition::PartitionTable* base = nullptr);
+  void schedulePublish();
+  void publishNow();
+  void adopt(View view);
+
+  const NodeOptions& options_;
+  const Clock& clock_;
+  kj::Timer& timer_;
+  PeerLinks& links_;
+  MemberEntry self_;
+  View view_;
+  ViewListener listener_;
+  std::map<MemberId, int64_t> lastHeard_;  // Unix ms of the last heartbeat from / answer of each member
+  bool publishScheduled_ = false;
+  kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;
+  class TaskErrors;
+  std::unique_ptr<TaskErrors> taskErrors_;
+  std::unique_ptr<kj::TaskSet> tasks_;
+};
+
+}  // namespace shoal::node::cluster

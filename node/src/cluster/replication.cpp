@@ -1,0 +1,348 @@
+// Primary-backup replication and backup fills; see replication.h.
+#include "replication.h"
+
+#include "../map_service.h"
+#include "../member_log.h"
+
+namespace shoal::node::cluster {
+namespace {
+
+constexpr uint32_t MAX_RUNNING_FILLS = 4;          // copies under way at once from this member
+constexpr size_t MAX_FILL_CHUNK_BYTES = 4u << 20;  // a chunk closes after this many value bytes
+constexpr int64_t FILL_RETRY_INTERVAL_MS = 500;    // abandoned copies start again this often
+
+kj::ArrayPtr<const kj::byte> bytesOf(std::string_view s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+std::string_view viewOf(capnp::Data::Reader d) {
+  return {reinterpret_cast<const char*>(d.begin()), d.size()};
+}
+
+}  // namespace
+
+class Replication::TaskErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    memberLog().warn("replication task failed: {}", e.getDescription().cStr());
+  }
+};
+
+Replication::Replication(const NodeOptions& options, Membership& membership, PeerLinks& links,
+                         MapService& maps, kj::Timer& timer)
+    : options_(options),
+      membership_(membership),
+      links_(links),
+      maps_(maps),
+      timer_(timer),
+      taskErrors_(std::make_unique<TaskErrors>()),
+      tasks_(std::make_unique<kj::TaskSet>(*taskErrors_)) {
+  tasks_->add(kj::evalLater([this]() {
+    struct Loop {
+      static kj::Promise<void> run(Replication* self) {
+        return self->timer_.afterDelay(FILL_RETRY_INTERVAL_MS * kj::MILLISECONDS).then([self]() {
+          self->ensureFills();
+          return run(self);
+        });
+      }
+    };
+    return Loop::run(this);
+  }));
+}
+
+Replication::~Replication() = default;
+
+void Replication::attach(MapRecords& records) {
+  auto previous = records.changeSink();
+  records.setChangeSink([this, previous, map = records.name()](const RecordChange& c) {
+    if (previous) previous(c);
+    if (!membership_.isPrimary(c.partition)) return;
+    auto& table = membership_.view().table;
+    if (table.partitions[c.partition].replicas.size() <= 1) return;
+    pending_[c.partition].push_back(OwnedChange{map, std::string(c.key), std::string(c.value),
+                                                c.kind == RecordChange::Kind::ERASE, c.version,
+                                                c.expirationTimeMs, c.ttlMs, c.maxIdleMs});
+    flushSoon();
+  });
+}
+
+void Replication::flushSoon() {
+  // Changes not sent by a caller that waits for them (expiry sweeps, embedded writes) go out on
+  // the next turn of the loop.
+  if (flushScheduled_) return;
+  flushScheduled_ = true;
+  tasks_->add(kj::evalLater([this]() {
+    flushScheduled_ = false;
+    if (!pending_.empty()) tasks_->add(replicate().ignoreResult());
+  }));
+}
+
+void Replication::writeChanges(capnp::List<wire::Change>::Builder out,
+                               const std::vector<OwnedChange>& changes) {
+  for (size_t i = 0; i < changes.size(); ++i) {
+    auto& c = changes[i];
+    auto w = out[i];
+    w.setMap(c.map);
+    w.setKey(bytesOf(c.key));
+    w.setValue(bytesOf(c.value));
+    w.setErase(c.erase);
+    w.setVersion(c.version);
+    w.setExpirationTimeMs(c.expirationTimeMs);
+    w.setTtlMs(c.ttlMs);
+    w.setMaxIdleMs(c.maxIdleMs);
+  }
+}
+
+kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  auto& view = membership_.view();
+  auto self = membership_.selfId();
+  auto timeout = 2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS;
+  kj::Vector<kj::Promise<kj::Maybe<partition::PartitionId>>> waits;
+  for (auto& [p, changes] : pending) {
+    if (p >= view.table.partitions.size()) continue;
+    auto& r = view.table.partitions[p];
+    for (auto m : r.replicas) {
+      if (m == self) continue;
+      if (r.isFilling(m)) {
+        // Live writes reach a filling backup only after its copy began (the copy starts with
+        // "drop what you hold"); before that the copy will carry them.
+        auto it = fills_.find({p, m});
+        if (it == fills_.end() || !it->second.begun) continue;
+      }
+      auto* address = membership_.addressOf(m);
+      if (!address) continue;
+      auto request = links_.peer(*address).replicateRequest();
+      request.setPartition(p);
+      request.setEpoch(view.version);
+      request.setSeq(++nextSeq_[{p, m}]);
+      request.setFrom(self);
+      writeChanges(request.initChanges(changes.size()), changes);
+      auto part = p;
+      auto member = m;
+      std::string to = *address;
+      waits.add(timer_.timeoutAfter(timeout, request.send())
+                    .then(
+                        [this, part, member](capnp::Response<wire::Peer::ReplicateResults>&& response)
+                            -> kj::Maybe<partition::PartitionId> {
+                          switch (response.getStatus()) {
+                            case wire::ReplicateStatus::APPLIED:
+                              return nullptr;
+                            case wire::ReplicateStatus::STALE:
+                              return part;
+                            case wire::ReplicateStatus::GAP:
+                              // It missed writes: send it a fresh copy.
+                              memberLog().info("backup {:x} of partition {} missed writes: copying it again",
+                                               member, part);
+                              {
+                                auto& fill = fills_[{part, member}];
+                                if (fill.state != Fill::State::RUNNING) fill = Fill{};
+                              }
+                              startQueuedFills();
+                              return nullptr;
+                          }
+                          return nullptr;
+                        },
+                        [this, to, part](kj::Exception&& e) -> kj::Maybe<partition::PartitionId> {
+                          // A dead or wedged backup does not hold the write up for longer than the
+                          // timeout; the failure detector replaces it.
+                          memberLog().warn("backup at {} did not take writes of partition {}: {}", to, part,
+                                           e.getDescription().cStr());
+                          links_.drop(to);
+                          return nullptr;
+                        }));
+    }
+  }
+  return kj::joinPromises(waits.releaseAsArray())
+      .then([](kj::Array<kj::Maybe<partition::PartitionId>> results) {
+        std::set<partition::PartitionId> stale;
+        for (auto& r : results) {
+          KJ_IF_MAYBE (p, r) stale.insert(*p);
+        }
+        return stale;
+      });
+}
+
+kj::Promise<void> Replication::onReplicate(
+    capnp::CallContext<wire::Peer::ReplicateParams, wire::Peer::ReplicateResults> context) {
+  auto params = context.getParams();
+  auto p = params.getPartition();
+  auto& view = membership_.view();
+  if (p >= options_.partitionCount) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                         kj::str("shoal:invalid-argument: partition ", p, " out of range"));
+  }
+  auto from = params.getFrom();
+  if (params.getEpoch() < view.version && view.table.primaryOf(p) != from) {
+    context.getResults().setStatus(wire::ReplicateStatus::STALE);
+    return kj::READY_NOW;
+  }
+  auto& state = backups_[p];
+  auto seq = params.getSeq();
+  if (params.getBeginFill()) {
+    for (auto* map : maps_.allMaps()) const_cast<MapRecords*>(map)->dropPartition(p);
+    state = BackupState{true, from, seq};
+  } else if (!state.known) {
+    state = BackupState{true, from, seq};
+  } else if (state.from != from || seq != state.lastSeq + 1) {
+    context.getResults().setStatus(wire::ReplicateStatus::GAP);
+    return kj::READY_NOW;
+  } else {
+    state.lastSeq = seq;
+  }
+  for (auto c : params.getChanges()) {
+    std::string name = c.getMap();
+    maps_.records(name).applyReplicated(RecordChange{
+        c.getErase() ? RecordChange::Kind::ERASE : RecordChange::Kind::STORE, p, viewOf(c.getKey()),
+        viewOf(c.getValue()), c.getVersion(), c.getExpirationTimeMs(), c.getTtlMs(), c.getMaxIdleMs()});
+  }
+  context.getResults().setStatus(wire::ReplicateStatus::APPLIED);
+  if (!maps_.hasPendingChanges()) return kj::READY_NOW;
+  // Persistent maps: the backup's copy is stored before it answers.
+  return maps_.commit();
+}
+
+void Replication::onView(const View& previous, const View& current) {
+  auto self = membership_.selfId();
+  if (current.table.assigned()) {
+    for (partition::PartitionId p = 0; p < current.table.partitions.size(); ++p) {
+      bool held = p < previous.table.partitions.size() && previous.table.partitions[p].holds(self);
+      if (held && !current.table.partitions[p].holds(self)) {
+        // No longer a replica: free the memory (the new replicas were filled from the primary).
+        for (auto* map : maps_.allMaps()) const_cast<MapRecords*>(map)->dropPartition(p);
+        backups_.erase(p);
+      }
+    }
+  }
+  ensureFills();
+}
+
+bool Replication::stillFilling(const FillKey& key) const {
+  auto& table = membership_.view().table;
+  if (key.first >= table.partitions.size()) return false;
+  auto& r = table.partitions[key.first];
+  return r.primary() == membership_.selfId() && r.holds(key.second);
+}
+
+void Replication::ensureFills() {
+  auto& table = membership_.view().table;
+  auto self = membership_.selfId();
+  // Forget copies the table no longer asks for (finished and recorded, or moot).
+  for (auto it = fills_.begin(); it != fills_.end();) {
+    auto [p, m] = it->first;
+    bool wanted =
+        p < table.partitions.size() && table.partitions[p].primary() == self && table.partitions[p].holds(m);
+    bool recorded = wanted && !table.partitions[p].isFilling(m);
+    if (it->second.state != Fill::State::RUNNING &&
+        (!wanted || (recorded && it->second.state == Fill::State::DONE))) {
+      it = fills_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (partition::PartitionId p = 0; p < table.partitions.size(); ++p) {
+    auto& r = table.partitions[p];
+    if (r.primary() != self) continue;
+    for (auto m : r.filling) fills_.try_emplace({p, m});
+  }
+  startQueuedFills();
+}
+
+void Replication::startQueuedFills() {
+  for (auto& [key, fill] : fills_) {
+    if (running_ >= MAX_RUNNING_FILLS) return;
+    if (fill.state != Fill::State::QUEUED) continue;
+    fill.state = Fill::State::RUNNING;
+    ++running_;
+    tasks_->add(fillStep(key));
+  }
+}
+
+kj::Promise<void> Replication::fillStep(FillKey key) {
+  auto it = fills_.find(key);
+  if (it == fills_.end()) return kj::READY_NOW;
+  // Done: kept (DONE) until the table records it, so it is not copied twice meanwhile; else
+  // dropped, and the retry loop starts it again if the table still wants it.
+  auto finish = [this, key](bool done) {
+    --running_;
+    auto it = fills_.find(key);
+    if (it != fills_.end()) {
+      if (done) {
+        it->second.state = Fill::State::DONE;
+      } else {
+        fills_.erase(it);
+      }
+    }
+    startQueuedFills();
+  };
+  auto* address = membership_.addressOf(key.second);
+  if (!stillFilling(key) || !address) {
+    finish(false);
+    return kj::READY_NOW;
+  }
+  Fill& fill = it->second;
+  auto p = key.first;
+  bool first = !fill.begun;
+  if (first) {
+    fill.maps.clear();
+    for (auto* map : maps_.allMaps()) fill.maps.push_back(map->name());
+  }
+  std::vector<OwnedChange> chunk;
+  size_t bytes = 0;
+  auto limit = options_.cluster.fillChunkEntries;
+  while (fill.mapIndex < fill.maps.size() && chunk.size() < limit && bytes < MAX_FILL_CHUNK_BYTES) {
+    auto* records = maps_.findRecords(fill.maps[fill.mapIndex]);
+    if (!records) {
+      ++fill.mapIndex;
+      fill.cursor = 0;
+      continue;
+    }
+    fill.cursor = records->scanPartition(p, fill.cursor, 1, [&](const RecordChange& c) {
+      chunk.push_back(OwnedChange{records->name(), std::string(c.key), std::string(c.value), false, c.version,
+                                  c.expirationTimeMs, c.ttlMs, c.maxIdleMs});
+      bytes += c.key.size() + c.value.size();
+    });
+    if (fill.cursor == 0) ++fill.mapIndex;
+  }
+  bool last = fill.mapIndex >= fill.maps.size();
+  auto& view = membership_.view();
+  auto request = links_.peer(*address).replicateRequest();
+  request.setPartition(p);
+  request.setEpoch(view.version);
+  request.setSeq(++nextSeq_[key]);
+  request.setFrom(membership_.selfId());
+  request.setBeginFill(first);
+  writeChanges(request.initChanges(chunk.size()), chunk);
+  fill.begun = true;
+  std::string to = *address;
+  return timer_.timeoutAfter(2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+      .then(
+          [this, key, last,
+           finish](capnp::Response<wire::Peer::ReplicateResults>&& response) -> kj::Promise<void> {
+            if (response.getStatus() != wire::ReplicateStatus::APPLIED) {
+              finish(false);  // refused: the next table or the retry loop decides
+              return kj::READY_NOW;
+            }
+            if (!last) return fillStep(key);
+            auto self = membership_.selfId();
+            memberLog().debug("partition {} copied to member {:x}", key.first, key.second);
+            if (membership_.isCoordinator()) {
+              membership_.onFilled(key.first, key.second, self);
+            } else if (!membership_.view().members.empty()) {
+              auto request = links_.peer(membership_.view().members[0].address).filledRequest();
+              request.setPartition(key.first);
+              request.setMember(key.second);
+              request.setPrimary(self);
+              tasks_->add(request.send().ignoreResult());
+            }
+            finish(true);
+            return kj::READY_NOW;
+          },
+          [this, to, finish](kj::Exception&& e) {
+            memberLog().warn("copy to member at {} stopped: {}", to, e.getDescription().cStr());
+            links_.drop(to);
+            finish(false);
+          });
+}
+
+}  // namespace shoal::node::cluster

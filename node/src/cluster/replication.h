@@ -1,0 +1,98 @@
+// Primary-backup replication of map data. On a partition's primary: captures every change (the
+// entry's state after the write, or its removal) and sends each batch's changes to the
+// partition's backups, in order, with a sequence number per backup; the caller acknowledges its
+// client after they applied them. Fills a backup that lacks the data ("filling" in the table)
+// with a copy sent in chunks on the same ordered stream as live writes, then tells the
+// coordinator. On a backup: applies changes in sequence, refuses a primary that a newer table
+// replaced (so a stale primary cannot get a write acknowledged) and asks for a new copy when it
+// sees a gap. Shard thread only.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../record_store.h"
+#include "membership.h"
+#include "peer_links.h"
+
+namespace shoal::node {
+class MapService;
+}
+
+namespace shoal::node::cluster {
+
+class Replication {
+ public:
+  Replication(const NodeOptions& options, Membership& membership, PeerLinks& links, MapService& maps,
+              kj::Timer& timer);
+  ~Replication();
+
+  // Captures the changes of `records` in partitions this member is primary of (call once per map).
+  void attach(MapRecords& records);
+  bool hasPending() const { return !pending_.empty(); }
+  // Sends what was captured to the backups. Resolves, once every reachable backup answered, with
+  // the partitions whose backups refused the writes because this member is no longer their primary.
+  kj::Promise<std::set<partition::PartitionId>> replicate();
+
+  kj::Promise<void> onReplicate(
+      capnp::CallContext<wire::Peer::ReplicateParams, wire::Peer::ReplicateResults> context);
+  void onView(const View& previous, const View& current);
+
+  uint32_t fillsRunning() const { return running_; }
+
+ private:
+  struct OwnedChange {
+    std::string map;
+    std::string key;
+    std::string value;
+    bool erase = false;
+    uint64_t version = 0;
+    int64_t expirationTimeMs = 0;
+    int64_t ttlMs = 0;
+    int64_t maxIdleMs = 0;
+  };
+  struct Fill {
+    enum class State { QUEUED, RUNNING, DONE } state = State::QUEUED;  // DONE: until the table says so
+    bool begun = false;             // the first chunk (with "drop what you hold") went out
+    std::vector<std::string> maps;  // names when the fill began
+    size_t mapIndex = 0;
+    uint64_t cursor = 0;
+  };
+  using FillKey = std::pair<partition::PartitionId, MemberId>;
+  struct BackupState {
+    bool known = false;  // a copy began (or the table assigned the partition with no data)
+    MemberId from = 0;
+    uint64_t lastSeq = 0;
+  };
+
+  void flushSoon();
+  void ensureFills();
+  void startQueuedFills();
+  kj::Promise<void> fillStep(FillKey key);
+  void writeChanges(capnp::List<wire::Change>::Builder out, const std::vector<OwnedChange>& changes);
+  bool stillFilling(const FillKey& key) const;
+
+  const NodeOptions& options_;
+  Membership& membership_;
+  PeerLinks& links_;
+  MapService& maps_;
+  kj::Timer& timer_;
+  std::map<partition::PartitionId, std::vector<OwnedChange>> pending_;
+  std::map<FillKey, uint64_t> nextSeq_;  // per partition and backup, on the primary
+  std::map<FillKey, Fill> fills_;        // copies under way or queued, on the primary
+  uint32_t running_ = 0;
+  std::map<partition::PartitionId, BackupState> backups_;  // on a backup
+  bool flushScheduled_ = false;
+  class TaskErrors;
+  std::unique_ptr<TaskErrors> taskErrors_;
+  std::unique_ptr<kj::TaskSet> tasks_;
+};
+
+}  // namespace shoal::node::cluster

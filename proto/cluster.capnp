@@ -1,0 +1,67 @@
+# Member-to-member contract: membership (join, heartbeats, published views of the member list and
+# partition table), replication of writes from a partition's primary to its backups, and filling
+# a backup with a copy of a partition. Reached through Member.peer() on the member's one port.
+@0xb7ce65739af9a3b5;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("shoal::wire");
+
+struct PeerInfo {
+  id @0 :UInt64;          # random per process start, never 0
+  name @1 :Text;
+  address @2 :Text;       # HOST:PORT of its RPC listener
+  zone @3 :Text;          # empty: none
+  joinedAtMs @4 :Int64;   # when the coordinator admitted it (Unix ms)
+  leaving @5 :Bool;       # asked to leave: its partitions are moved away, then it is removed
+}
+
+struct PartitionReplicas {
+  replicas @0 :List(UInt64);  # member ids, primary first; empty: not assigned
+  filling @1 :List(UInt64);   # replicas still receiving their copy
+}
+
+struct ClusterView {
+  version @0 :UInt64;                      # also the partition-table epoch; grows with every change
+  members @1 :List(PeerInfo);              # oldest first; the first is the coordinator
+  partitions @2 :List(PartitionReplicas);  # one per partition id
+  clusterName @3 :Text;
+}
+
+struct Change {
+  # The state of one entry after a write on the primary (or its removal); backups apply it as is.
+  map @0 :Text;
+  key @1 :Data;
+  value @2 :Data;
+  erase @3 :Bool;
+  version @4 :UInt64;
+  expirationTimeMs @5 :Int64;   # absolute TTL deadline, 0: never
+  ttlMs @6 :Int64;
+  maxIdleMs @7 :Int64;
+}
+
+enum ReplicateStatus {
+  applied @0;
+  stale @1;   # the receiver knows a newer table in which the sender is not the primary
+  gap @2;     # a sequence number was skipped: the sender must fill this backup again
+}
+
+interface Peer {
+  join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo) -> (view :ClusterView);
+  # Fails with "shoal:invalid-argument: ..." when the cluster name or partition count differs.
+  # Any member accepts it and passes it to the coordinator.
+
+  heartbeat @1 (from :UInt64, viewVersion :UInt64) -> (viewVersion :UInt64);
+  publish @2 (view :ClusterView);
+  # The coordinator's new view; members ignore versions older than theirs.
+
+  replicate @3 (partition :UInt32, epoch :UInt64, seq :UInt64, from :UInt64, beginFill :Bool,
+                changes :List(Change)) -> (status :ReplicateStatus);
+  # Writes of one partition in the primary's order. beginFill: drop what you hold of this partition
+  # first (a copy follows in later calls). seq grows by one per call per partition.
+
+  filled @4 (partition :UInt32, member :UInt64, primary :UInt64);
+  # To the coordinator: `member` now holds a full copy of `partition`.
+
+  leave @5 (member :UInt64);
+  # To the coordinator: move this member's partitions away, then remove it.
+}
