@@ -50,7 +50,9 @@ interface Peer {
   # Fails with "shoal:invalid-argument: ..." when the cluster name or partition count differs.
   # Any member accepts it and passes it to the coordinator.
 
-  heartbeat @1 (from :UInt64, viewVersion :UInt64) -> (viewVersion :UInt64);
+  heartbeat @1 (from :UInt64, viewVersion :UInt64) -> (viewVersion :UInt64, known :Bool);
+  # known: false when the answering coordinator does not count the sender as a member (it was
+  # declared dead): the sender stops serving and joins again as a new member.
   publish @2 (view :ClusterView);
   # The coordinator's new view; members ignore versions older than theirs.
 

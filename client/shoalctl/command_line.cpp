@@ -74,10 +74,10 @@ CLI::Validator durationCheck() {
 // CLI11 reports an unknown command as "a subcommand is required"; say what was wrong instead.
 int reportParseError(CLI::App& app, const CLI::ParseError& e) {
   if (app.get_subcommands().empty() && !app.remaining().empty() && app.remaining().front()[0] != '-') {
-    std::cerr << "unknown command '" << app.remaining().front()
-              << "'; the commands are ping, put, get, remove, "
-              << "size, keys, clear, maps, watch and cluster\nRun with --help for more information."
-              << std::endl;
+    std::cerr
+        << "unknown command '" << app.remaining().front() << "'; the commands are ping, put, get, remove, "
+        << "size, keys, clear, maps, watch, cluster and partitions\nRun with --help for more information."
+        << std::endl;
     return EXIT_USAGE;
   }
   return app.exit(e) == 0 ? EXIT_OK : EXIT_USAGE;  // help to stdout, or the error and a hint to stderr
@@ -115,7 +115,8 @@ void addCommands(CLI::App& app, CommandLine& line, std::string& ttl) {
   auto watch = app.add_subcommand("watch", "print entry events of MAP until interrupted (Ctrl-C, SIGTERM)");
   addMapArg(watch, line);
   watch->add_option("--count", line.count, "exit after N events")->check(CLI::Range(uint64_t{1}, UINT64_MAX));
-  app.add_subcommand("cluster", "print members, partition count and partition table epoch");
+  app.add_subcommand("cluster", "print members (primaries, backups), the table epoch and migration progress");
+  app.add_subcommand("partitions", "print the partition table: primary, backups and replicas being filled");
 }
 
 }  // namespace

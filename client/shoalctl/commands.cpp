@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "duration.h"
 
@@ -19,8 +20,15 @@ json optionalText(const std::optional<std::string>& v) {
 }
 
 json memberJson(const MemberInfo& m) {
-  return {{"name", m.name},       {"address", m.address},   {"state", m.state},
-          {"version", m.version}, {"uptimeMs", m.uptimeMs}, {"partitions", m.partitionsOwned}};
+  return {{"name", m.name},
+          {"address", m.address},
+          {"state", m.state},
+          {"version", m.version},
+          {"uptimeMs", m.uptimeMs},
+          {"partitions", m.partitionsOwned},
+          {"backups", m.partitionsBackedUp},
+          {"id", m.id},
+          {"zone", m.zone}};
 }
 
 int ping(Client& client, Output& out) {
@@ -124,18 +132,60 @@ int cluster(Client& client, Output& out) {
   if (out.json()) {
     json members = json::array();
     for (auto& m : c.members) members.push_back(memberJson(m));
-    out.document({{"members", members}, {"partitionCount", c.partitionCount}, {"tableEpoch", c.tableEpoch}});
+    out.document({{"members", members},
+                  {"partitionCount", c.partitionCount},
+                  {"tableEpoch", c.tableEpoch},
+                  {"migrating", c.migrating}});
     return EXIT_OK;
   }
   std::vector<std::vector<std::string>> rows;
   for (auto& m : c.members) {
     rows.push_back({m.name, m.address, m.state, formatDuration(std::chrono::milliseconds(m.uptimeMs)),
-                    std::to_string(m.partitionsOwned), m.version});
+                    std::to_string(m.partitionsOwned), std::to_string(m.partitionsBackedUp),
+                    m.zone.empty() ? "-" : m.zone, m.version});
   }
-  out.table({"NAME", "ADDRESS", "STATE", "UPTIME", "PARTITIONS", "VERSION"}, rows);
+  out.table({"NAME", "ADDRESS", "STATE", "AGE", "PRIMARIES", "BACKUPS", "ZONE", "VERSION"}, rows);
   out.line("");
   out.line(std::to_string(c.members.size()) + " member(s), " + std::to_string(c.partitionCount) +
-           " partitions, partition table epoch " + std::to_string(c.tableEpoch));
+           " partitions, partition table epoch " + std::to_string(c.tableEpoch) +
+           (c.migrating == 0
+                ? ", no migration under way"
+                : ", migrating: " + std::to_string(c.migrating) + " replica(s) still being copied"));
+  return EXIT_OK;
+}
+
+int partitions(Client& client, Output& out) {
+  auto c = client.cluster();
+  std::map<uint64_t, std::string> nameOf;
+  for (auto& m : c.members) nameOf[m.id] = m.name;
+  auto name = [&](uint64_t id) {
+    auto it = nameOf.find(id);
+    return it == nameOf.end() ? std::to_string(id) : it->second;
+  };
+  if (out.json()) {
+    json list = json::array();
+    for (size_t p = 0; p < c.partitions.size(); ++p) {
+      json replicas = json::array(), filling = json::array();
+      for (auto id : c.partitions[p].replicas) replicas.push_back(name(id));
+      for (auto id : c.partitions[p].filling) filling.push_back(name(id));
+      list.push_back({{"partition", p}, {"replicas", replicas}, {"filling", filling}});
+    }
+    out.document({{"tableEpoch", c.tableEpoch}, {"partitions", list}});
+    return EXIT_OK;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (size_t p = 0; p < c.partitions.size(); ++p) {
+    auto& r = c.partitions[p];
+    std::string backups, filling;
+    for (size_t i = 1; i < r.replicas.size(); ++i)
+      backups += (backups.empty() ? "" : ",") + name(r.replicas[i]);
+    for (auto id : r.filling) filling += (filling.empty() ? "" : ",") + name(id);
+    rows.push_back({std::to_string(p), r.replicas.empty() ? "-" : name(r.replicas[0]),
+                    backups.empty() ? "-" : backups, filling.empty() ? "-" : filling});
+  }
+  out.table({"PARTITION", "PRIMARY", "BACKUPS", "FILLING"}, rows);
+  out.line("");
+  out.line("partition table epoch " + std::to_string(c.tableEpoch));
   return EXIT_OK;
 }
 
@@ -146,6 +196,7 @@ int runCommand(const CommandLine& line, Client& client, Output& out) {
   if (cmd == "ping") return ping(client, out);
   if (cmd == "maps") return maps(client, out);
   if (cmd == "cluster") return cluster(client, out);
+  if (cmd == "partitions") return partitions(client, out);
   auto map = client.rawMap(line.map);
   if (cmd == "put") return put(line, map, out);
   if (cmd == "get") return printValueOrAbsent(line, map.get(line.key), out);

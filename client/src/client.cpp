@@ -7,8 +7,15 @@ namespace shoal {
 namespace {
 
 MemberInfo memberOf(wire::MemberInfo::Reader m) {
-  return MemberInfo{m.getName(),    m.getAddress(),  m.getState(),
-                    m.getVersion(), m.getUptimeMs(), m.getPartitionsOwned()};
+  return MemberInfo{m.getName(),
+                    m.getAddress(),
+                    m.getState(),
+                    m.getVersion(),
+                    m.getUptimeMs(),
+                    m.getPartitionsOwned(),
+                    m.getPartitionsBackedUp(),
+                    m.getId(),
+                    m.getZone()};
 }
 
 std::string joined(const std::vector<std::string>& items) {
@@ -99,6 +106,14 @@ ClusterInfo Client::cluster() {
           for (auto m : r.getMembers()) out.members.push_back(memberOf(m));
           out.partitionCount = r.getPartitionCount();
           out.tableEpoch = r.getTableEpoch();
+          out.partitions.clear();
+          for (auto p : r.getPartitions()) {
+            PartitionInfo info;
+            for (auto id : p.getReplicas()) info.replicas.push_back(id);
+            for (auto id : p.getFilling()) info.filling.push_back(id);
+            out.partitions.push_back(std::move(info));
+          }
+          out.migrating = r.getMigrating();
         });
       },
       transport_->options().requestTimeout);

@@ -266,13 +266,14 @@ void Runtime::shardMain() {
                      options_.respMap);
   }
 
-  ConnectionTasks connectionErrors;
-  kj::TaskSet connections(connectionErrors);
   capnp::ReaderOptions readerOptions;
   // Twice the message limit: execute() sizes a batch (one full traversal) before reading it.
   readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
   readerOptions.nestingLimit = 64;
+  // Declared before the connections: their calls may wait on the cluster's links, so they go first.
   cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_);
+  ConnectionTasks connectionErrors;
+  kj::TaskSet connections(connectionErrors);
   capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, cluster, identity, clock);
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {

@@ -100,7 +100,26 @@ kj::Promise<void> Membership::start() {
     formAlone();
     return kj::READY_NOW;
   }
+  joinAddresses_ = options_.seeds;
   return joinThrough(0, clock_.nowMs() + options_.cluster.joinTimeoutMs);
+}
+
+void Membership::rejoin() {
+  memberLog().error(
+      "the coordinator no longer counts member '{}' as a member (it was declared dead, e.g. while "
+      "stopped): it drops its data, stops serving and joins again",
+      self_.name);
+  joinAddresses_ = options_.seeds;
+  for (auto& m : view_.members) {
+    if (m.id != self_.id) joinAddresses_.push_back(m.address);
+  }
+  View removed = view_;
+  removed.members.erase(std::remove_if(removed.members.begin(), removed.members.end(),
+                                       [&](auto& m) { return m.id == self_.id; }),
+                        removed.members.end());
+  adopt(std::move(removed));  // listeners drop this member's data
+  view_ = View{};
+  tasks_->add(joinThrough(0, INT64_MAX));
 }
 
 void Membership::formAlone() {
@@ -111,13 +130,13 @@ void Membership::formAlone() {
 }
 
 kj::Promise<void> Membership::joinThrough(size_t seedIndex, int64_t deadlineMs) {
-  if (clock_.nowMs() >= deadlineMs) {
+  if (clock_.nowMs() >= deadlineMs || joinAddresses_.empty()) {
     memberLog().warn("no seed answered within cluster.join-timeout ({} ms): starting a cluster alone",
                      options_.cluster.joinTimeoutMs);
     formAlone();
     return kj::READY_NOW;
   }
-  auto& seed = options_.seeds[seedIndex % options_.seeds.size()];
+  auto seed = joinAddresses_[seedIndex % joinAddresses_.size()];
   auto next = [this, seedIndex, deadlineMs]() {
     return timer_.afterDelay(100 * kj::MILLISECONDS).then([this, seedIndex, deadlineMs]() {
       return joinThrough(seedIndex + 1, deadlineMs);
@@ -208,6 +227,7 @@ kj::Promise<void> Membership::onHeartbeat(
     }
   }
   context.getResults().setViewVersion(view_.version);
+  context.getResults().setKnown(!isCoordinator() || view_.find(from) != nullptr);
   return kj::READY_NOW;
 }
 
@@ -230,8 +250,7 @@ void Membership::adopt(View view) {
       leftFulfiller_->fulfill();
       leftFulfiller_ = nullptr;
     } else {
-      memberLog().error("member '{}' was removed from the cluster (declared dead); restart it to rejoin",
-                        self_.name);
+      memberLog().error("member '{}' is not in the cluster's view {} any more", self_.name, view_.version);
     }
   }
   if (listener_) listener_(previous, view_);
@@ -239,6 +258,15 @@ void Membership::adopt(View view) {
 
 kj::Promise<void> Membership::heartbeatLoop() {
   return timer_.afterDelay(options_.cluster.heartbeatIntervalMs * kj::MILLISECONDS).then([this]() {
+    auto now = clock_.nowMs();
+    if (lastTickMs_ != 0 && now - lastTickMs_ > int64_t(options_.cluster.failureTimeoutMs) / 2) {
+      // This member itself was paused (SIGSTOP, a long GC-like stall, a suspended VM): the silence
+      // it sees is its own. Judge the others afresh instead of declaring them all dead.
+      memberLog().warn("member '{}' was paused for {} ms: restarting the failure detector", self_.name,
+                       now - lastTickMs_);
+      for (auto& [_, heard] : lastHeard_) heard = now;
+    }
+    lastTickMs_ = now;
     if (view_.version != 0) {
       heartbeatAll();
       detectFailures();
@@ -255,11 +283,16 @@ void Membership::heartbeatAll() {
     request.setViewVersion(view_.version);
     auto id = m.id;
     auto address = m.address;
-    tasks_->add(
-        timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
-            .then([this,
-                   id](capnp::Response<wire::Peer::HeartbeatResults>&&) { lastHeard_[id] = clock_.nowMs(); },
-                  [this, address](kj::Exception&&) { links_.drop(address); }));
+    tasks_->add(timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+                    .then(
+                        [this, id](capnp::Response<wire::Peer::HeartbeatResults>&& response) {
+                          lastHeard_[id] = clock_.nowMs();
+                          if (!response.getKnown() && !view_.members.empty() && view_.members[0].id == id &&
+                              view_.find(self_.id)) {
+                            rejoin();
+                          }
+                        },
+                        [this, address](kj::Exception&&) { links_.drop(address); }));
   }
 }
 
@@ -316,6 +349,11 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
     if (!holdsAny && kept.size() > 1) {
       kept.erase(kept.begin());
       selfGone = membersChanged = true;
+    } else if (kept.size() == 1 && leftFulfiller_) {
+      // The last member standing: nobody to hand off to.
+      memberLog().info("member '{}' is the last member: it leaves without a hand-off", self_.name);
+      leftFulfiller_->fulfill();
+      leftFulfiller_ = nullptr;
     }
   }
   View next;

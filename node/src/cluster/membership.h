@@ -78,6 +78,8 @@ class Membership {
  private:
   kj::Promise<void> joinThrough(size_t seedIndex, int64_t deadlineMs);
   void formAlone();
+  // Declared dead by the others (it was stopped, or cut off): drop everything, join again.
+  void rejoin();
   kj::Promise<void> heartbeatLoop();
   void heartbeatAll();
   void detectFailures();
@@ -96,8 +98,10 @@ class Membership {
   MemberEntry self_;
   View view_;
   ViewListener listener_;
-  std::map<MemberId, int64_t> lastHeard_;  // Unix ms of the last heartbeat from / answer of each member
+  std::vector<std::string> joinAddresses_;  // seeds, and on a rejoin the last known members
+  std::map<MemberId, int64_t> lastHeard_;   // Unix ms of the last heartbeat from / answer of each member
   bool publishScheduled_ = false;
+  int64_t lastTickMs_ = 0;  // the heartbeat loop's last run, to notice this member was paused
   kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;

@@ -204,6 +204,17 @@ kj::Promise<void> Replication::onReplicate(
 
 void Replication::onView(const View& previous, const View& current) {
   auto self = membership_.selfId();
+  if (previous.find(self) && !current.find(self)) {
+    // Out of the cluster: what this member holds may be stale; it is filled again after a rejoin.
+    for (auto* map : maps_.allMaps()) {
+      for (partition::PartitionId p = 0; p < options_.partitionCount; ++p)
+        const_cast<MapRecords*>(map)->dropPartition(p);
+    }
+    backups_.clear();
+    fills_.clear();
+    pending_.clear();
+    return;
+  }
   if (current.table.assigned()) {
     for (partition::PartitionId p = 0; p < current.table.partitions.size(); ++p) {
       bool held = p < previous.table.partitions.size() && previous.table.partitions[p].holds(self);
@@ -260,7 +271,10 @@ void Replication::startQueuedFills() {
 
 kj::Promise<void> Replication::fillStep(FillKey key) {
   auto it = fills_.find(key);
-  if (it == fills_.end()) return kj::READY_NOW;
+  if (it == fills_.end()) {  // forgotten while running (this member left the cluster)
+    --running_;
+    return kj::READY_NOW;
+  }
   // Done: kept (DONE) until the table records it, so it is not copied twice meanwhile; else
   // dropped, and the retry loop starts it again if the table still wants it.
   auto finish = [this, key](bool done) {

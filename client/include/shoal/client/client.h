@@ -31,7 +31,15 @@ class Transport;
 struct MemberInfo {
   std::string name, address, state, version;
   int64_t uptimeMs = 0;
-  uint32_t partitionsOwned = 0;
+  uint32_t partitionsOwned = 0;     // partitions this member is primary of
+  uint32_t partitionsBackedUp = 0;  // partitions it holds a backup of
+  uint64_t id = 0;                  // its id in the partition table
+  std::string zone;
+};
+
+struct PartitionInfo {
+  std::vector<uint64_t> replicas;  // member ids, primary first
+  std::vector<uint64_t> filling;   // replicas still receiving their copy (migration)
 };
 
 struct MapInfo {
@@ -41,9 +49,11 @@ struct MapInfo {
 };
 
 struct ClusterInfo {
-  std::vector<MemberInfo> members;
+  std::vector<MemberInfo> members;  // oldest first: the first coordinates
   uint32_t partitionCount = 0;
   uint64_t tableEpoch = 0;
+  std::vector<PartitionInfo> partitions;  // the partition table, by partition id
+  uint32_t migrating = 0;                 // replicas still being filled; 0 when the table is settled
 };
 
 struct ScanPage {

@@ -1,0 +1,186 @@
+// A grid of real shoald processes on loopback: forming, refusing strangers, serving any key from
+// any member, and losing no acknowledged write when a member is killed (-9), stopped (SIGSTOP),
+// leaves (SIGTERM) or joins while clients write.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "cluster_support.h"
+
+using namespace std::chrono_literals;
+using shoal::test::AckedWriters;
+using shoal::test::missingWrites;
+using shoal::test::runCommand;
+using shoal::test::ShoaldProcess;
+using shoal::test::TestCluster;
+
+namespace {
+
+void waitForAcks(const AckedWriters& writers, size_t atLeast) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (writers.count() < atLeast && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(writers.count() >= atLeast);
+}
+
+}  // namespace
+
+TEST_CASE("cluster: three members form a grid; any member serves any key", "[cluster]") {
+  TestCluster cluster(3);
+  auto info = cluster.waitSettled(3);
+  CHECK(info.partitionCount == 271);
+  uint32_t primaries = 0, backups = 0;
+  for (auto& m : info.members) {
+    primaries += m.partitionsOwned;
+    backups += m.partitionsBackedUp;
+    CHECK(m.partitionsOwned > 0);  // every member owns a share
+  }
+  CHECK(primaries == 271);
+  CHECK(backups == 271);                // backup-count 1
+  CHECK(info.members[0].name == "m1");  // the oldest coordinates
+  for (auto& p : info.partitions) {
+    REQUIRE(p.replicas.size() == 2);
+    CHECK(p.replicas[0] != p.replicas[1]);
+  }
+
+  auto writer = cluster.clientOf(0);
+  auto m = writer->rawMap("grid");
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 0; i < 1000; ++i)
+    entries.emplace_back("key-" + std::to_string(i), "value-" + std::to_string(i));
+  m.putAll(entries);
+  for (size_t via = 0; via < 3; ++via) {
+    auto reader = cluster.clientOf(via);
+    auto r = reader->rawMap("grid");
+    INFO("reading through m" << via + 1);
+    CHECK(r.size() == 1000);
+    CHECK(r.get("key-7") == std::optional<std::string>("value-7"));
+    std::set<std::string> seen;
+    uint64_t cursor = 0;
+    do {
+      auto page = r.scan(cursor, 100, false);
+      for (auto& [k, _] : page.entries) seen.insert(k);
+      cursor = page.cursor;
+    } while (cursor != 0);
+    CHECK(seen.size() == 1000);
+  }
+  CHECK(writer->rawMap("grid").clear() == 1000);
+  CHECK(cluster.clientOf(2)->rawMap("grid").size() == 0);
+}
+
+TEST_CASE("cluster: a member of another cluster or partition count is refused, on both sides", "[cluster]") {
+  ShoaldProcess first({"--cluster-name", "blue"}, "first");
+  auto otherName = runCommand({ShoaldProcess::binary(), "--listen", "127.0.0.1:0", "--name", "stranger",
+                               "--cluster-name", "green", "--seeds", first.address()},
+                              20000);
+  CHECK(otherName.exitCode == 2);
+  CHECK_THAT(otherName.err, Catch::Contains("cluster name 'green' differs from this cluster's 'blue'"));
+  std::string config = "/tmp/shoal-partitions-" + std::to_string(getpid()) + ".toml";
+  {
+    FILE* f = fopen(config.c_str(), "w");
+    fputs("partition-count = 7\n[cluster]\nname = \"blue\"\n", f);
+    fclose(f);
+  }
+  auto otherCount = runCommand({ShoaldProcess::binary(), "--listen", "127.0.0.1:0", "--name", "odd",
+                                "--config", config, "--seeds", first.address()},
+                               20000);
+  std::remove(config.c_str());
+  CHECK(otherCount.exitCode == 2);
+  CHECK_THAT(otherCount.err, Catch::Contains("partition count 7 differs from this cluster's 271"));
+  auto log = first.log();
+  CHECK_THAT(log, Catch::Contains("refused member 'stranger'"));
+  CHECK_THAT(log, Catch::Contains("refused member 'odd'"));
+}
+
+TEST_CASE("cluster: kill -9 of a member under load loses no acknowledged write", "[cluster][fault]") {
+  TestCluster cluster(3);
+  cluster.waitSettled(3);
+  bool killTheClientsMember = GENERATE(false, true);
+  INFO((killTheClientsMember ? "killing the member the client talks to" : "killing another member"));
+  // The client knows every member and talks to the first it reaches (m1, the coordinator).
+  auto client = cluster.client();
+  AckedWriters writers(*client, "orders", 4);
+  waitForAcks(writers, 500);
+  auto victim = killTheClientsMember ? 0 : 2;
+  cluster.member(victim).kill9();
+  auto before = writers.count();
+  waitForAcks(writers, before + 2000);  // writes go on after the failover
+  writers.stop();
+  auto survivor = victim == 0 ? 1 : 0;
+  cluster.waitSettled(2, survivor);
+  auto acked = writers.acked();
+  auto missing = missingWrites(*cluster.clientOf(survivor), "orders", acked);
+  INFO(acked.size() << " acknowledged writes, " << writers.failures()
+                    << " failed calls (last: " << writers.lastFailure() << "), longest gap without an ack "
+                    << writers.longestGap().count() << " ms");
+  CHECK(missing.empty());
+  CHECK(writers.failures() == 0);  // retries within the deadline hide the failover
+}
+
+TEST_CASE("cluster: a member joining under load takes over partitions without losing writes",
+          "[cluster][fault]") {
+  TestCluster cluster(2);
+  cluster.waitSettled(2);
+  auto client = cluster.client();
+  AckedWriters writers(*client, "orders", 4);
+  waitForAcks(writers, 2000);
+  cluster.addMember();
+  auto info = cluster.waitSettled(3);
+  auto before = writers.count();
+  waitForAcks(writers, before + 500);
+  writers.stop();
+  for (auto& m : info.members) CHECK(m.partitionsOwned > 0);
+  auto acked = writers.acked();
+  INFO(acked.size() << " acknowledged writes, " << writers.failures()
+                    << " failed calls (last: " << writers.lastFailure() << ")");
+  CHECK(writers.failures() == 0);
+  CHECK(missingWrites(*cluster.clientOf(2), "orders", acked).empty());
+  CHECK(cluster.clientOf(2)->rawMap("orders").size() == acked.size());
+}
+
+TEST_CASE("cluster: a graceful leave (SIGTERM) hands partitions off; no client operation fails",
+          "[cluster][fault]") {
+  TestCluster cluster(3);
+  cluster.waitSettled(3);
+  auto client = cluster.clientOf(0);
+  AckedWriters writers(*client, "orders", 4);
+  waitForAcks(writers, 1000);
+  CHECK(cluster.member(2).terminate(30000) == 0);
+  auto before = writers.count();
+  waitForAcks(writers, before + 500);
+  writers.stop();
+  auto info = cluster.waitSettled(2);
+  CHECK(info.members.size() == 2);
+  auto acked = writers.acked();
+  INFO(acked.size() << " acknowledged writes, last failure: " << writers.lastFailure());
+  CHECK(writers.failures() == 0);
+  CHECK(missingWrites(*client, "orders", acked).empty());
+  CHECK_THAT(cluster.member(2).log(), Catch::Contains("left the cluster"));
+}
+
+TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced; after SIGCONT it rejoins, nothing is lost",
+          "[cluster][fault]") {
+  TestCluster cluster(3);
+  cluster.waitSettled(3);
+  auto client = cluster.clientOf(0);
+  AckedWriters writers(*client, "orders", 4);
+  waitForAcks(writers, 500);
+  ::kill(cluster.member(2).pid(), SIGSTOP);
+  auto before = writers.count();
+  waitForAcks(writers, before + 2000);
+  cluster.waitSettled(2);
+  ::kill(cluster.member(2).pid(), SIGCONT);
+  // It learns it was declared dead, drops what it held and joins again as a fresh member.
+  auto info = cluster.waitSettled(3);
+  before = writers.count();
+  waitForAcks(writers, before + 500);
+  writers.stop();
+  auto acked = writers.acked();
+  INFO(acked.size() << " acknowledged writes, " << writers.failures()
+                    << " failed calls (last: " << writers.lastFailure() << ")");
+  CHECK(missingWrites(*cluster.clientOf(2), "orders", acked).empty());
+  CHECK(writers.failures() == 0);
+  CHECK_THAT(cluster.member(2).log(), Catch::Contains("joins again"));
+  for (auto& m : info.members) CHECK(m.partitionsOwned > 0);
+}
