@@ -39,6 +39,15 @@ struct Change {
   maxIdleMs @7 :Int64;
 }
 
+struct DedupeRecord {
+  # The result of a client's write, kept with the data so that a retry reaching a new primary
+  # after a failover gets the first result instead of applying the write twice.
+  clientId @0 :UInt64;
+  requestId @1 :UInt64;
+  lowestPending @2 :UInt64;  # the client's lowest pending request id when it wrote
+  result @3 :Data;           # a flat Cap'n Proto message whose root is shoal.capnp's OpResult
+}
+
 enum ReplicateStatus {
   applied @0;
   stale @1;   # the receiver knows a newer table in which the sender is not the primary
@@ -57,7 +66,7 @@ interface Peer {
   # The coordinator's new view; members ignore versions older than theirs.
 
   replicate @3 (partition :UInt32, epoch :UInt64, seq :UInt64, from :UInt64, beginFill :Bool,
-                changes :List(Change)) -> (status :ReplicateStatus);
+                changes :List(Change), dedupe :List(DedupeRecord)) -> (status :ReplicateStatus);
   # Writes of one partition in the primary's order. beginFill: drop what you hold of this partition
   # first (a copy follows in later calls). seq grows by one per call per partition.
 

@@ -284,7 +284,17 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       }
       break;
   }
-  if (dedupe) dedupe_.remember(clientId, requestId, result.asReader());
+  if (dedupe) {
+    dedupe_.remember(clientId, requestId, result.asReader());
+    if (resultSink_ && which != wire::MapOp::CLEAR)
+      resultSink_(p, clientId, requestId, lowestPending_, result.asReader());
+  }
+}
+
+void MapService::rememberReplicated(uint64_t clientId, uint64_t requestId, uint64_t lowestPending,
+                                    wire::OpResult::Reader result) {
+  dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs());
+  dedupe_.remember(clientId, requestId, result);
 }
 
 void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,

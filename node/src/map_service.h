@@ -33,6 +33,13 @@ class MapService {
   // count only those, the other members answer for the rest.
   void setClusterHooks(std::function<void(MapRecords&)> onNewMap,
                        std::function<bool(partition::PartitionId)> owns);
+  // Cluster: called with every write result remembered for dedupe (replication sends it along).
+  using ResultSink = std::function<void(partition::PartitionId, uint64_t clientId, uint64_t requestId,
+                                        uint64_t lowestPending, wire::OpResult::Reader result)>;
+  void setResultSink(ResultSink sink) { resultSink_ = std::move(sink); }
+  // A backup keeps its primary's dedupe results, for after a failover.
+  void rememberReplicated(uint64_t clientId, uint64_t requestId, uint64_t lowestPending,
+                          wire::OpResult::Reader result);
 
   // Makes maps configured as persistent write through `persistence` (null: none). Call before use.
   void setPersistence(MapPersistence* persistence) { persistence_ = persistence; }
@@ -50,6 +57,7 @@ class MapService {
 
   // Called once per batch before its operations: the client's lowest write still pending.
   void beginBatch(uint64_t clientId, uint64_t lowestPending) {
+    lowestPending_ = lowestPending;
     dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs());
   }
   // Applies one operation; never throws for bad input (a failure result names the limit).
@@ -81,10 +89,11 @@ class MapService {
   std::unordered_map<std::string, std::shared_ptr<ListenerHub>> hubs_;
   WriteDedupe dedupe_;
   MapPersistence* persistence_ = nullptr;
-  bool anyMemoryLimit_ = false;
+  bool anyMemoryLimit_ = false;  // some map may evict: only then can an op need a read-through
   std::function<void(MapRecords&)> onNewMap_;
-  std::function<bool(partition::PartitionId)>
-      owns_;  // some map may evict: only then can an op need a read-through
+  std::function<bool(partition::PartitionId)> owns_;
+  ResultSink resultSink_;
+  uint64_t lowestPending_ = 0;  // of the batch being applied
 };
 
 }  // namespace shoal::node

@@ -1,12 +1,16 @@
 // A grid of real shoald processes on loopback: forming, refusing strangers, serving any key from
 // any member, and losing no acknowledged write when a member is killed (-9), stopped (SIGSTOP),
 // leaves (SIGTERM) or joins while clients write.
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 #include <set>
 
 #include "cluster_support.h"
+#include "shoal/partition/partitioner.h"
+#include "shoal/proto/shoal.capnp.h"
 
 using namespace std::chrono_literals;
 using shoal::test::AckedWriters;
@@ -183,4 +187,52 @@ TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced; after SIGCONT it re
   CHECK(writers.failures() == 0);
   CHECK_THAT(cluster.member(2).log(), Catch::Contains("joins again"));
   for (auto& m : info.members) CHECK(m.partitionsOwned > 0);
+}
+
+TEST_CASE("cluster: a retried write reaching the new primary after a failover is not applied twice",
+          "[cluster][fault]") {
+  TestCluster cluster(3);
+  auto info = cluster.waitSettled(3);
+  // The key's primary and backup, by the table.
+  auto p = shoal::partition::Partitioner(info.partitionCount).partitionOf("k");
+  auto primaryId = info.partitions[p].replicas.at(0), backupId = info.partitions[p].replicas.at(1);
+  size_t primary = 0, backup = 0;
+  for (size_t i = 0; i < info.members.size(); ++i) {
+    for (size_t j = 0; j < cluster.size(); ++j) {
+      if (cluster.member(j).address() != info.members[i].address) continue;
+      if (info.members[i].id == primaryId) primary = j;
+      if (info.members[i].id == backupId) backup = j;
+    }
+  }
+  REQUIRE(primary != backup);
+
+  auto io = kj::setupAsyncIo();
+  auto address = io.provider->getNetwork().parseAddress(cluster.member(backup).address()).wait(io.waitScope);
+  auto stream = address->connect().wait(io.waitScope);
+  capnp::TwoPartyClient rpc(*stream);
+  auto member = rpc.bootstrap().castAs<shoal::wire::Member>();
+  auto sendPut = [&](const char* value, uint64_t requestId) {
+    auto request = member.executeRequest();
+    auto batch = request.initBatch();
+    batch.setClientId(0xFA11);
+    batch.setLowestPending(1);
+    auto op = batch.initOps(1)[0];
+    op.setMap("d");
+    op.setKey(kj::StringPtr("k").asBytes());
+    op.setRequestId(requestId);
+    op.initPut().setValue(kj::StringPtr(value).asBytes());
+    auto response = request.send().wait(io.waitScope);
+    auto r = response.getResults()[0];
+    REQUIRE_FALSE(r.isFailure());
+    return r.isValue() ? std::string(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size())
+                       : std::string("<absent>");
+  };
+  CHECK(sendPut("v1", 1) == "<absent>");  // forwarded to the primary, replicated to this backup
+  CHECK(sendPut("v2", 2) == "v1");
+  cluster.member(primary).kill9();
+  cluster.waitSettled(2, backup);
+  CHECK(sendPut("v2", 2) == "v1");  // the "retry" now lands on the promoted backup: first result
+  auto entry = cluster.clientOf(backup)->rawMap("d").getEntry("k");
+  REQUIRE(entry);
+  CHECK(entry->version == 2);  // two writes applied, not three
 }

@@ -58,6 +58,10 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
       [this](const View& previous, const View& current) { replication_.onView(previous, current); });
   maps.setClusterHooks([this](MapRecords& records) { replication_.attach(records); },
                        [this](partition::PartitionId p) { return membership_.isPrimary(p); });
+  maps.setResultSink([this](partition::PartitionId p, uint64_t clientId, uint64_t requestId,
+                            uint64_t lowestPending, wire::OpResult::Reader result) {
+    replication_.captureResult(p, clientId, requestId, lowestPending, result);
+  });
 }
 
 Cluster::~Cluster() = default;

@@ -1,6 +1,8 @@
 // Primary-backup replication and backup fills; see replication.h.
 #include "replication.h"
 
+#include <capnp/serialize.h>
+
 #include "../map_service.h"
 #include "../member_log.h"
 
@@ -55,14 +57,26 @@ void Replication::attach(MapRecords& records) {
   auto previous = records.changeSink();
   records.setChangeSink([this, previous, map = records.name()](const RecordChange& c) {
     if (previous) previous(c);
-    if (!membership_.isPrimary(c.partition)) return;
-    auto& table = membership_.view().table;
-    if (table.partitions[c.partition].replicas.size() <= 1) return;
-    pending_[c.partition].push_back(OwnedChange{map, std::string(c.key), std::string(c.value),
-                                                c.kind == RecordChange::Kind::ERASE, c.version,
-                                                c.expirationTimeMs, c.ttlMs, c.maxIdleMs});
+    if (!replicated(c.partition)) return;
+    pending_[c.partition].changes.push_back(OwnedChange{map, std::string(c.key), std::string(c.value),
+                                                        c.kind == RecordChange::Kind::ERASE, c.version,
+                                                        c.expirationTimeMs, c.ttlMs, c.maxIdleMs});
     flushSoon();
   });
+}
+
+bool Replication::replicated(partition::PartitionId p) const {
+  return membership_.isPrimary(p) && membership_.view().table.partitions[p].replicas.size() > 1;
+}
+
+void Replication::captureResult(partition::PartitionId p, uint64_t clientId, uint64_t requestId,
+                                uint64_t lowestPending, wire::OpResult::Reader result) {
+  if (!replicated(p)) return;
+  capnp::MallocMessageBuilder message;
+  message.setRoot(result);
+  pending_[p].results.push_back(
+      OwnedResult{clientId, requestId, lowestPending, capnp::messageToFlatArray(message)});
+  flushSoon();
 }
 
 void Replication::flushSoon() {
@@ -99,7 +113,8 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
   auto self = membership_.selfId();
   auto timeout = 2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS;
   kj::Vector<kj::Promise<kj::Maybe<partition::PartitionId>>> waits;
-  for (auto& [p, changes] : pending) {
+  for (auto& [p, outgoing] : pending) {
+    auto& changes = outgoing.changes;
     if (p >= view.table.partitions.size()) continue;
     auto& r = view.table.partitions[p];
     for (auto m : r.replicas) {
@@ -118,6 +133,14 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
       request.setSeq(++nextSeq_[{p, m}]);
       request.setFrom(self);
       writeChanges(request.initChanges(changes.size()), changes);
+      auto results = request.initDedupe(outgoing.results.size());
+      for (size_t i = 0; i < outgoing.results.size(); ++i) {
+        auto& r = outgoing.results[i];
+        results[i].setClientId(r.clientId);
+        results[i].setRequestId(r.requestId);
+        results[i].setLowestPending(r.lowestPending);
+        results[i].setResult(r.result.asBytes());
+      }
       auto part = p;
       auto member = m;
       std::string to = *address;
@@ -195,6 +218,15 @@ kj::Promise<void> Replication::onReplicate(
     maps_.records(name).applyReplicated(RecordChange{
         c.getErase() ? RecordChange::Kind::ERASE : RecordChange::Kind::STORE, p, viewOf(c.getKey()),
         viewOf(c.getValue()), c.getVersion(), c.getExpirationTimeMs(), c.getTtlMs(), c.getMaxIdleMs()});
+  }
+  for (auto d : params.getDedupe()) {
+    auto bytes = d.getResult();
+    if (bytes.size() % sizeof(capnp::word) != 0) continue;
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    memcpy(words.begin(), bytes.begin(), bytes.size());
+    capnp::FlatArrayMessageReader reader(words);
+    maps_.rememberReplicated(d.getClientId(), d.getRequestId(), d.getLowestPending(),
+                             reader.getRoot<wire::OpResult>());
   }
   context.getResults().setStatus(wire::ReplicateStatus::APPLIED);
   if (!maps_.hasPendingChanges()) return kj::READY_NOW;

@@ -36,6 +36,9 @@ class Replication {
 
   // Captures the changes of `records` in partitions this member is primary of (call once per map).
   void attach(MapRecords& records);
+  // Keeps a write's dedupe result with its data (MapService::ResultSink).
+  void captureResult(partition::PartitionId p, uint64_t clientId, uint64_t requestId, uint64_t lowestPending,
+                     wire::OpResult::Reader result);
   bool hasPending() const { return !pending_.empty(); }
   // Sends what was captured to the backups. Resolves, once every reachable backup answered, with
   // the partitions whose backups refused the writes because this member is no longer their primary.
@@ -58,6 +61,14 @@ class Replication {
     int64_t ttlMs = 0;
     int64_t maxIdleMs = 0;
   };
+  struct OwnedResult {
+    uint64_t clientId, requestId, lowestPending;
+    kj::Array<capnp::word> result;  // flat message, root wire::OpResult
+  };
+  struct Outgoing {
+    std::vector<OwnedChange> changes;
+    std::vector<OwnedResult> results;
+  };
   struct Fill {
     enum class State { QUEUED, RUNNING, DONE } state = State::QUEUED;  // DONE: until the table says so
     bool begun = false;             // the first chunk (with "drop what you hold") went out
@@ -78,13 +89,14 @@ class Replication {
   kj::Promise<void> fillStep(FillKey key);
   void writeChanges(capnp::List<wire::Change>::Builder out, const std::vector<OwnedChange>& changes);
   bool stillFilling(const FillKey& key) const;
+  bool replicated(partition::PartitionId p) const;  // primary here, with backups
 
   const NodeOptions& options_;
   Membership& membership_;
   PeerLinks& links_;
   MapService& maps_;
   kj::Timer& timer_;
-  std::map<partition::PartitionId, std::vector<OwnedChange>> pending_;
+  std::map<partition::PartitionId, Outgoing> pending_;
   std::map<FillKey, uint64_t> nextSeq_;  // per partition and backup, on the primary
   std::map<FillKey, Fill> fills_;        // copies under way or queued, on the primary
   uint32_t running_ = 0;
