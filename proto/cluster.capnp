@@ -75,4 +75,9 @@ interface Peer {
 
   leave @5 (member :UInt64);
   # To the coordinator: move this member's partitions away, then remove it.
+
+  resp @6 (args :List(Data), localOnly :Bool) -> (reply :Data);
+  # A Redis command received by another member's RESP gateway for keys this member owns (or,
+  # localOnly, a command every member answers for its own partitions); the reply is RESP bytes,
+  # sent once the command's writes are stored and replicated.
 }

@@ -99,8 +99,11 @@ bool MapService::isPersistent(const std::string& name) const {
 }
 
 kj::Promise<void> MapService::commit() {
-  if (persistence_ == nullptr) return kj::READY_NOW;
-  return persistence_->commit();
+  kj::Promise<void> stored =
+      persistence_ == nullptr ? kj::Promise<void>(kj::READY_NOW) : persistence_->commit();
+  if (!replicationPending_ || !replicationPending_()) return stored;
+  auto replicated = replicationFlush_();
+  return stored.then([replicated = kj::mv(replicated)]() mutable { return kj::mv(replicated); });
 }
 
 bool MapService::needsLoad(wire::MapOp::Reader op) {
@@ -136,7 +139,8 @@ kj::Promise<void> MapService::loadFor(wire::MapOp::Reader op) {
 }
 
 bool MapService::hasPendingChanges() const {
-  return persistence_ != nullptr && persistence_->hasPending();
+  return (persistence_ != nullptr && persistence_->hasPending()) ||
+         (replicationPending_ && replicationPending_());
 }
 
 MapRecords& MapService::records(const std::string& name) {
@@ -253,20 +257,12 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     }
     case wire::MapOp::SIZE: {
       auto* map = findRecords(name);
-      uint64_t n = 0;
-      if (map && owns_) {
-        for (partition::PartitionId q = 0; q < partitioner_.partitionCount(); ++q) {
-          if (owns_(q)) n += map->partitionSize(q);
-        }
-      } else if (map) {
-        n = map->size();
-      }
-      result.setCount(n);
+      result.setCount(map ? ownedSize(*map) : 0);
       return;
     }
     case wire::MapOp::CLEAR: {
       auto* map = findRecords(name);
-      result.setCount(!map ? 0 : owns_ ? map->clearWhere(owns_) : map->clear());
+      result.setCount(map ? clearOwned(*map) : 0);
       break;
     }
     default:
@@ -289,6 +285,41 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     if (resultSink_ && which != wire::MapOp::CLEAR)
       resultSink_(p, clientId, requestId, lowestPending_, result.asReader());
   }
+}
+
+uint64_t MapService::ownedSize(const MapRecords& map) const {
+  if (!owns_) return map.size();
+  uint64_t n = 0;
+  for (partition::PartitionId p = 0; p < partitioner_.partitionCount(); ++p) {
+    if (owns_(p)) n += map.partitionSize(p);
+  }
+  return n;
+}
+
+uint64_t MapService::clearOwned(MapRecords& map) {
+  return owns_ ? map.clearWhere(owns_) : map.clear();
+}
+
+uint64_t MapService::scanOwned(MapRecords* map, uint64_t cursor, uint32_t limit, bool withValues,
+                               std::vector<MapRecords::ScanItem>* out) {
+  constexpr uint64_t INNER_MASK = (uint64_t{1} << 48) - 1;
+  uint64_t p = cursor >> 48;
+  uint64_t inner = cursor & INNER_MASK;
+  const uint64_t partitionCount = partitioner_.partitionCount();
+  size_t taken = 0;
+  while (p < partitionCount && taken < limit) {
+    if (!owns(static_cast<partition::PartitionId>(p))) break;
+    inner = map ? map->scanPartition(
+                      static_cast<partition::PartitionId>(p), inner, limit - taken,
+                      [&](const RecordChange& c) {
+                        out->push_back(MapRecords::ScanItem{
+                            std::string(c.key), withValues ? std::string(c.value) : std::string()});
+                        ++taken;
+                      })
+                : 0;
+    if (inner == 0) ++p;
+  }
+  return p >= partitionCount ? 0 : (p << 48) | inner;
 }
 
 void MapService::rememberReplicated(uint64_t clientId, uint64_t requestId, uint64_t lowestPending,

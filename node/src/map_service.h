@@ -33,6 +33,24 @@ class MapService {
   // count only those, the other members answer for the rest.
   void setClusterHooks(std::function<void(MapRecords&)> onNewMap,
                        std::function<bool(partition::PartitionId)> owns);
+  // Cluster: commit() also waits until the backups applied what was written (`flush`), and
+  // hasPendingChanges() counts what `pending` says is not sent yet.
+  void setReplication(std::function<bool()> pending, std::function<kj::Promise<void>()> flush) {
+    replicationPending_ = std::move(pending);
+    replicationFlush_ = std::move(flush);
+  }
+
+  // Whether this member is the primary of `p` (always true outside a cluster).
+  bool owns(partition::PartitionId p) const { return !owns_ || owns_(p); }
+  // Entries of `map` in partitions owned here; removes them (like clear) and says how many.
+  uint64_t ownedSize(const MapRecords& map) const;
+  uint64_t clearOwned(MapRecords& map);
+  // Cursor iteration over the partitions owned here. Cursors carry the partition in the top 16
+  // bits and its own cursor below; iteration stops at the first partition owned elsewhere and
+  // returns a cursor pointing at it (0 when every partition is done).
+  uint64_t scanOwned(MapRecords* map, uint64_t cursor, uint32_t limit, bool withValues,
+                     std::vector<MapRecords::ScanItem>* out);
+
   // Cluster: called with every write result remembered for dedupe (replication sends it along).
   using ResultSink = std::function<void(partition::PartitionId, uint64_t clientId, uint64_t requestId,
                                         uint64_t lowestPending, wire::OpResult::Reader result)>;
@@ -93,6 +111,8 @@ class MapService {
   std::function<void(MapRecords&)> onNewMap_;
   std::function<bool(partition::PartitionId)> owns_;
   ResultSink resultSink_;
+  std::function<bool()> replicationPending_;
+  std::function<kj::Promise<void>()> replicationFlush_;
   uint64_t lowestPending_ = 0;  // of the batch being applied
 };
 

@@ -189,7 +189,7 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
   auto clientId = context.getParams().getBatch().getClientId();
   // The backups apply the batch's changes while the store writes them; the reply waits for both.
   kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
-  if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicate();
+  if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicateSoon();
   kj::Promise<void> committed = kj::READY_NOW;
   if (maps_.hasPendingChanges()) {
     // Write-through: if the store refuses the changes the whole call fails (STORE_FAILED) and their
@@ -305,56 +305,40 @@ kj::Promise<void> MemberService::fanOut(ExecuteContext context, std::vector<uint
 }
 
 kj::Promise<void> MemberService::scan(ScanContext context) {
-  // Cluster cursors: partition in the top 16 bits, the partition's own cursor below. One call
-  // covers consecutive partitions owned here; a partition owned elsewhere is asked of its owner.
-  constexpr uint64_t INNER_MASK = (uint64_t{1} << 48) - 1;
+  // One call covers consecutive partitions owned here; a partition owned elsewhere is asked of
+  // its owner (once: a forwarded scan answers from its own partitions only).
   auto params = context.getParams();
   auto limit = std::min(std::max(params.getLimit(), 1u), maps_.limits().maxScanLimit);
-  auto partitionCount = maps_.partitioner().partitionCount();
-  uint64_t p = params.getCursor() >> 48;
-  uint64_t inner = params.getCursor() & INNER_MASK;
-  if (!cluster_.ready()) {
-    return callFailure("unavailable", cluster_.notReadyReason());
-  }
+  if (!cluster_.ready()) return callFailure("unavailable", cluster_.notReadyReason());
+  auto cursor = params.getCursor();
+  auto p = static_cast<partition::PartitionId>(cursor >> 48);
   auto& membership = cluster_.membership();
-  std::string name = params.getMap();
-  bool withValues = params.getWithValues();
-  std::vector<MapRecords::ScanItem> items;
-  auto* map = maps_.findRecords(name);
-  while (p < partitionCount && items.size() < limit) {
-    if (!membership.isPrimary(static_cast<partition::PartitionId>(p))) {
-      if (!items.empty() || params.getForwarded()) break;
-      auto* address = membership.addressOf(membership.view().table.primaryOf(p));
-      if (!address)
-        return callFailure("unavailable", "partition " + std::to_string(p) + " has no owner; retry");
-      auto request = cluster_.links().member(*address).scanRequest();
-      request.setMap(params.getMap());
-      request.setCursor((p << 48) | inner);
-      request.setForwarded(true);
-      request.setLimit(limit);
-      request.setWithValues(withValues);
-      request.setTraceId(params.getTraceId());
-      return request.send().then([context](capnp::Response<wire::Member::ScanResults>&& response) mutable {
-        context.getResults().setEntries(response.getEntries());
-        context.getResults().setCursor(response.getCursor());
-      });
-    }
-    inner = map ? map->scanPartition(
-                      static_cast<partition::PartitionId>(p), inner, limit - items.size(),
-                      [&](const RecordChange& c) {
-                        items.push_back(MapRecords::ScanItem{
-                            std::string(c.key), withValues ? std::string(c.value) : std::string()});
-                      })
-                : 0;
-    if (inner == 0) ++p;
+  if (p < maps_.partitioner().partitionCount() && !maps_.owns(p) && !params.getForwarded()) {
+    auto* address = membership.addressOf(membership.view().table.primaryOf(p));
+    if (!address)
+      return callFailure("unavailable", "partition " + std::to_string(p) + " has no owner; retry");
+    auto request = cluster_.links().member(*address).scanRequest();
+    request.setMap(params.getMap());
+    request.setCursor(cursor);
+    request.setLimit(limit);
+    request.setWithValues(params.getWithValues());
+    request.setTraceId(params.getTraceId());
+    request.setForwarded(true);
+    return request.send().then([context](capnp::Response<wire::Member::ScanResults>&& response) mutable {
+      context.getResults().setEntries(response.getEntries());
+      context.getResults().setCursor(response.getCursor());
+    });
   }
+  std::vector<MapRecords::ScanItem> items;
+  std::string name = params.getMap();
+  auto next = maps_.scanOwned(maps_.findRecords(name), cursor, limit, params.getWithValues(), &items);
   auto results = context.getResults();
   auto entries = results.initEntries(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     entries[i].setKey(bytesOf(items[i].key));
     entries[i].setValue(bytesOf(items[i].value));
   }
-  results.setCursor(p >= partitionCount ? 0 : (p << 48) | inner);
+  results.setCursor(next);
   return kj::READY_NOW;
 }
 

@@ -18,6 +18,7 @@
 #include "map_service.h"
 #include "member_log.h"
 #include "member_service.h"
+#include "resp/resp_cluster.h"
 #include "resp/resp_server.h"
 #include "shoal/error.h"
 #include "shoal/persistence/rocksdb_store.h"
@@ -245,6 +246,17 @@ void Runtime::shardMain() {
     identity.address = address_;
   }
 
+  capnp::ReaderOptions readerOptions;
+  // Twice the message limit: execute() sizes a batch (one full traversal) before reading it.
+  readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
+  readerOptions.nestingLimit = 64;
+  // Declared before the connections: their calls may wait on the cluster's links, so they go first.
+  cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_);
+  // Redis commands: this member's gateway routes keys owned elsewhere; other members' gateways
+  // route theirs here.
+  resp::ClusterGateway respGateway(cluster, maps, options_.respMap, clock, address_);
+  cluster.setRespHandler(
+      [&respGateway](std::vector<std::string> args, bool) { return respGateway.run(std::move(args)); });
   kj::Own<resp::Server> respServer;
   if (!options_.resp.empty()) {
     kj::Own<kj::ConnectionReceiver> respReceiver;
@@ -260,18 +272,12 @@ void Runtime::shardMain() {
     limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
     limits.maxQueryBytes = options_.limits.maxMessageBytes;
     respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock,
-                                        respAddress, limits);
+                                        respAddress, limits, &respGateway);
     respAddress_ = respAddress;
     memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress,
                      options_.respMap);
   }
 
-  capnp::ReaderOptions readerOptions;
-  // Twice the message limit: execute() sizes a batch (one full traversal) before reading it.
-  readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
-  readerOptions.nestingLimit = 64;
-  // Declared before the connections: their calls may wait on the cluster's links, so they go first.
-  cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_);
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
   capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, cluster, identity, clock);

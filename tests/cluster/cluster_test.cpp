@@ -223,7 +223,7 @@ TEST_CASE("cluster: a retried write reaching the new primary after a failover is
     op.initPut().setValue(kj::StringPtr(value).asBytes());
     auto response = request.send().wait(io.waitScope);
     auto r = response.getResults()[0];
-    REQUIRE_FALSE(r.isFailure());
+    if (r.isFailure()) FAIL("put " << value << " failed: " << r.getFailure().getMessage().cStr());
     return r.isValue() ? std::string(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size())
                        : std::string("<absent>");
   };
@@ -235,4 +235,50 @@ TEST_CASE("cluster: a retried write reaching the new primary after a failover is
   auto entry = cluster.clientOf(backup)->rawMap("d").getEntry("k");
   REQUIRE(entry);
   CHECK(entry->version == 2);  // two writes applied, not three
+}
+
+namespace {
+
+std::string redisCli(const ShoaldProcess& member, std::vector<std::string> args) {
+  auto port = member.respAddress().substr(member.respAddress().rfind(':') + 1);
+  std::vector<std::string> argv = {"/usr/bin/redis-cli", "-p", port};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = runCommand(argv, 20000);
+  REQUIRE(r.exitCode == 0);
+  while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+  return r.out;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: Redis clients reach every key through any member", "[cluster][resp]") {
+  TestCluster cluster(3, {"--resp", "127.0.0.1:0"});
+  cluster.waitSettled(3);
+  for (int i = 0; i < 30; ++i)
+    redisCli(cluster.member(i % 3), {"SET", "key" + std::to_string(i), "v" + std::to_string(i)});
+  for (size_t m = 0; m < 3; ++m) {
+    INFO("through m" << m + 1);
+    CHECK(redisCli(cluster.member(m), {"GET", "key17"}) == "v17");
+    CHECK(redisCli(cluster.member(m), {"DBSIZE"}) == "30");  // every member's partitions, counted once
+    auto keys = redisCli(cluster.member(m), {"KEYS", "key1*"});
+    CHECK(std::count(keys.begin(), keys.end(), '\n') + 1 == 11);  // key1, key10..key19
+    auto scanned = redisCli(cluster.member(m), {"--scan"});
+    CHECK(std::count(scanned.begin(), scanned.end(), '\n') + 1 == 30);
+  }
+  // Atomic at the key's owner, whoever receives the command.
+  for (int i = 0; i < 9; ++i) redisCli(cluster.member(i % 3), {"INCR", "counter"});
+  CHECK(redisCli(cluster.member(1), {"GET", "counter"}) == "9");
+  // Keys on one member work together (hash tags put them on one partition); keys on several
+  // members give Redis Cluster's CROSSSLOT error.
+  CHECK(redisCli(cluster.member(2), {"MSET", "{u}a", "1", "{u}b", "2"}) == "OK");
+  CHECK(redisCli(cluster.member(0), {"MGET", "{u}a", "{u}b"}) == "1\n2");
+  bool crossslotSeen = false;
+  for (int i = 0; i < 10 && !crossslotSeen; ++i) {
+    auto reply =
+        redisCli(cluster.member(0), {"MGET", "key" + std::to_string(i), "key" + std::to_string(i + 10)});
+    crossslotSeen = reply.find("CROSSSLOT") != std::string::npos;
+  }
+  CHECK(crossslotSeen);
+  CHECK(redisCli(cluster.member(1), {"FLUSHDB"}) == "OK");
+  CHECK(redisCli(cluster.member(2), {"DBSIZE"}) == "0");
 }

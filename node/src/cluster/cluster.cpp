@@ -18,8 +18,8 @@ MemberId newMemberId() {
 // The Peer interface other members call; dispatches to membership and replication.
 class PeerService final : public wire::Peer::Server {
  public:
-  PeerService(Membership& membership, Replication& replication)
-      : membership_(membership), replication_(replication) {}
+  PeerService(Cluster& cluster, Membership& membership, Replication& replication)
+      : cluster_(cluster), membership_(membership), replication_(replication) {}
 
   kj::Promise<void> join(JoinContext context) override { return membership_.onJoin(context); }
   kj::Promise<void> heartbeat(HeartbeatContext context) override { return membership_.onHeartbeat(context); }
@@ -37,8 +37,19 @@ class PeerService final : public wire::Peer::Server {
     membership_.onLeave(context.getParams().getMember());
     return kj::READY_NOW;
   }
+  kj::Promise<void> resp(RespContext context) override {
+    std::vector<std::string> args;
+    for (auto a : context.getParams().getArgs())
+      args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+    return cluster_.handleResp(std::move(args), context.getParams().getLocalOnly())
+        .then([context](std::string reply) mutable {
+          context.getResults().setReply(
+              kj::arrayPtr(reinterpret_cast<const kj::byte*>(reply.data()), reply.size()));
+        });
+  }
 
  private:
+  Cluster& cluster_;
   Membership& membership_;
   Replication& replication_;
 };
@@ -53,11 +64,22 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
       membership_(options, clock, io.getTimer(), links_,
                   MemberEntry{newMemberId(), options.name, address, options.cluster.zone, 0, false}),
       replication_(options, membership_, links_, maps, io.getTimer()),
-      peer_(kj::heap<PeerService>(membership_, replication_)) {
+      peer_(kj::heap<PeerService>(*this, membership_, replication_)) {
   membership_.setViewListener(
       [this](const View& previous, const View& current) { replication_.onView(previous, current); });
   maps.setClusterHooks([this](MapRecords& records) { replication_.attach(records); },
                        [this](partition::PartitionId p) { return membership_.isPrimary(p); });
+  maps.setReplication(
+      [this]() { return replication_.hasPending(); },
+      [this]() {
+        return replication_.replicateSoon().then([](std::set<partition::PartitionId> stale) {
+          if (!stale.empty()) {
+            kj::throwFatalException(kj::Exception(
+                kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                kj::str("shoal:wrong-owner: partition ", *stale.begin(), " moved to another member; retry")));
+          }
+        });
+      });
   maps.setResultSink([this](partition::PartitionId p, uint64_t clientId, uint64_t requestId,
                             uint64_t lowestPending, wire::OpResult::Reader result) {
     replication_.captureResult(p, clientId, requestId, lowestPending, result);
@@ -65,6 +87,11 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
 }
 
 Cluster::~Cluster() = default;
+
+kj::Promise<std::string> Cluster::handleResp(std::vector<std::string> args, bool localOnly) {
+  if (!respHandler_) return std::string("-ERR this member cannot run Redis commands\r\n");
+  return respHandler_(std::move(args), localOnly);
+}
 
 kj::Promise<void> Cluster::start() {
   return membership_.start();

@@ -5,6 +5,7 @@
 
 #include <kj/async-io.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,11 @@ class Cluster {
   PeerLinks& links() { return links_; }
   wire::Peer::Client peerCapability() { return peer_; }
 
+  // Runs Redis commands other members route here (set by the RESP gateway's owner).
+  using RespHandler = std::function<kj::Promise<std::string>(std::vector<std::string> args, bool localOnly)>;
+  void setRespHandler(RespHandler handler) { respHandler_ = std::move(handler); }
+  kj::Promise<std::string> handleResp(std::vector<std::string> args, bool localOnly);
+
  private:
   const NodeOptions& options_;
   kj::Timer& timer_;
@@ -41,6 +47,7 @@ class Cluster {
   Membership membership_;
   Replication replication_;
   wire::Peer::Client peer_;
+  RespHandler respHandler_;
 };
 
 }  // namespace shoal::node::cluster

@@ -79,6 +79,17 @@ void Replication::captureResult(partition::PartitionId p, uint64_t clientId, uin
   flushSoon();
 }
 
+kj::Promise<std::set<partition::PartitionId>> Replication::replicateSoon() {
+  KJ_IF_MAYBE (next, nextFlush_) return next->addBranch();
+  auto forked = kj::evalLater([this]() {
+                  nextFlush_ = nullptr;
+                  return replicate();
+                }).fork();
+  auto branch = forked.addBranch();
+  nextFlush_ = kj::mv(forked);
+  return branch;
+}
+
 void Replication::flushSoon() {
   // Changes not sent by a caller that waits for them (expiry sweeps, embedded writes) go out on
   // the next turn of the loop.

@@ -43,6 +43,9 @@ class Replication {
   // Sends what was captured to the backups. Resolves, once every reachable backup answered, with
   // the partitions whose backups refused the writes because this member is no longer their primary.
   kj::Promise<std::set<partition::PartitionId>> replicate();
+  // Like replicate(), but on the next turn of the loop, so that the writes of every connection
+  // served in this turn share one call per backup.
+  kj::Promise<std::set<partition::PartitionId>> replicateSoon();
 
   kj::Promise<void> onReplicate(
       capnp::CallContext<wire::Peer::ReplicateParams, wire::Peer::ReplicateResults> context);
@@ -102,6 +105,7 @@ class Replication {
   uint32_t running_ = 0;
   std::map<partition::PartitionId, BackupState> backups_;  // on a backup
   bool flushScheduled_ = false;
+  kj::Maybe<kj::ForkedPromise<std::set<partition::PartitionId>>> nextFlush_;  // replicateSoon()'s shared call
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;

@@ -247,7 +247,7 @@ void Commands::info(const Args& args, Session&, ReplyWriter& out) {
 }
 
 void Commands::dbsize(const Args&, Session&, ReplyWriter& out) {
-  out.integer(int64_t(records().size()));
+  out.integer(int64_t(maps_.ownedSize(records())));
 }
 
 void Commands::flushdb(const Args& args, Session&, ReplyWriter& out) {
@@ -255,7 +255,7 @@ void Commands::flushdb(const Args& args, Session&, ReplyWriter& out) {
       (args.size() == 2 && !equalsIgnoreCase(args[1], "async") && !equalsIgnoreCase(args[1], "sync"))) {
     return out.error("ERR syntax error");
   }
-  records().clear();
+  maps_.clearOwned(records());
   out.ok();
 }
 

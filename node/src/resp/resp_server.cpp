@@ -49,7 +49,9 @@ class Server::Connection {
       }
       if (n == 0) return false;  // the client closed the connection
       filled_ += n;
-      closing_ = processBuffered();
+      auto result = processBuffered();
+      if (result == Round::REMOTE) return startRemote();
+      closing_ = result == Round::CLOSE;
       if (server_.maps_.hasPendingChanges()) return awaitCommit();
       if (!writeOut()) return false;
       if (closing_) return out_.empty() ? false : true;
@@ -75,10 +77,10 @@ class Server::Connection {
     // fd reused) meanwhile.
     int fd = fd_;
     int64_t id = session_.id;
-    auto& server = server_;
-    auto resume = [&server, fd, id](std::optional<std::string> failure) {
-      auto it = server.connections_.find(fd);
-      if (it == server.connections_.end() || it->second->session_.id != id) return;
+    Server* server = &server_;
+    auto resume = [server, fd, id](std::optional<std::string> failure) {
+      auto it = server->connections_.find(fd);
+      if (it == server->connections_.end() || it->second->session_.id != id) return;
       auto& c = *it->second;
       c.waitingCommit_ = false;
       if (failure) {
@@ -86,16 +88,75 @@ class Server::Connection {
         ReplyWriter writer(&c.out_);
         for (size_t i = 0; i < c.executed_; ++i) writer.error("ERR store failed, not stored: " + *failure);
       }
-      if (!c.writeOut() || (c.out_.empty() && c.closing_)) return server.close(fd);
-      server.watch(fd, c.blocked_ ? EPOLLOUT : EPOLLIN);
+      if (!c.writeOut() || (c.out_.empty() && c.closing_)) return server->close(fd);
+      server->watch(fd, c.blocked_ ? EPOLLOUT : EPOLLIN);
     };
-    server_.tasks_.add(server_.maps_.commit().then([resume]() { resume(std::nullopt); },
+    server->tasks_.add(server->maps_.commit().then([resume]() { resume(std::nullopt); },
                                                    [resume](kj::Exception&& e) {
                                                      std::string text = e.getDescription().cStr();
                                                      auto at = text.find("shoal:store-failed: ");
                                                      resume(at == std::string::npos ? text
                                                                                     : text.substr(at + 20));
                                                    }));
+    return true;
+  }
+
+  // A command runs at other members: its reply joins out_ when it comes back; meanwhile the
+  // client is not read (replies stay in order), then the buffered commands go on.
+  bool startRemote() {
+    server_.watch(fd_, 0);
+    waitingCommit_ = true;
+    int fd = fd_;
+    int64_t id = session_.id;
+    Server* server = &server_;
+    kj::Promise<std::string> reply = nullptr;
+    if (remoteRoute_.kind == Route::Kind::THERE) {
+      reply = server_.cluster_->forward(remoteRoute_.address, remoteArgs_, false);
+    } else {
+      // Every member answers for its own partitions; this one included.
+      std::string mine;
+      {
+        std::vector<std::string_view> views(remoteArgs_.begin(), remoteArgs_.end());
+        ReplyWriter writer(&mine);
+        server_.commands_.execute(views, session_, writer);
+      }
+      auto name = remoteName_;
+      auto replies =
+          kj::heapArrayBuilder<kj::Promise<std::string>>(server_.cluster_->otherMemberAddresses().size());
+      for (auto& address : server_.cluster_->otherMemberAddresses()) {
+        replies.add(server_.cluster_->forward(address, remoteArgs_, true));
+      }
+      reply = kj::joinPromises(replies.finish()).then([mine, name](kj::Array<std::string> others) {
+        std::vector<std::string> all{mine};
+        for (auto& o : others) all.push_back(kj::mv(o));
+        return combineReplies(name, all);
+      });
+    }
+    auto resume = [server, fd, id](std::string reply) {
+      auto it = server->connections_.find(fd);
+      if (it == server->connections_.end() || it->second->session_.id != id) return;
+      auto& c = *it->second;
+      c.waitingCommit_ = false;
+      c.out_ += reply;
+      if (!c.continueRound()) server->close(fd);
+    };
+    // Both continuations hold their own copy of `resume` (then() keeps an lvalue by reference).
+    server_.tasks_.add(reply.then([resume](std::string r) { resume(std::move(r)); },
+                                  [resume](kj::Exception&& e) {
+                                    resume("-TRYAGAIN the member owning the key did not answer (" +
+                                           std::string(e.getDescription().cStr()) + "); retry\r\n");
+                                  }));
+    return true;
+  }
+
+  // After a remote reply: the rest of the buffered commands, then the usual commit / write.
+  bool continueRound() {
+    auto round = processBuffered();
+    if (round == Round::REMOTE) return startRemote();
+    closing_ = round == Round::CLOSE;
+    if (server_.maps_.hasPendingChanges()) return awaitCommit();
+    if (!writeOut() || (out_.empty() && closing_)) return false;
+    server_.watch(fd_, blocked_ ? EPOLLOUT : EPOLLIN);
     return true;
   }
 
@@ -123,13 +184,16 @@ class Server::Connection {
     return true;
   }
 
-  // Executes every complete command in the buffer; true when the connection must close.
-  bool processBuffered() {
+  enum class Round { DONE, CLOSE, REMOTE };
+  // Executes the complete commands in the buffer, up to one that must run at other members
+  // (REMOTE: remoteArgs_ / remoteRoute_ say what and where).
+  Round processBuffered() {
     ReplyWriter writer(&out_);
-    executed_ = 0;
+    if (out_.empty()) executed_ = 0;
     size_t offset = 0;
     bool close = false;
-    while (!close) {
+    bool remote = false;
+    while (!close && !remote) {
       size_t consumed = 0;
       auto status = parser_.next(std::string_view(in_.data() + offset, filled_ - offset), &args_, &consumed);
       if (status == RequestParser::Status::NEED_MORE) break;
@@ -141,8 +205,23 @@ class Server::Connection {
         break;
       }
       offset += consumed;
-      server_.commands_.execute(args_, session_, writer);
       ++executed_;
+      if (server_.cluster_ != nullptr && server_.cluster_->memberCount() > 1 && !args_.empty()) {
+        remoteName_.assign(args_[0]);
+        for (auto& ch : remoteName_) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+        remoteRoute_ =
+            routeCommand(remoteName_, args_, server_.maps_.partitioner(), *server_.cluster_, false);
+        if (remoteRoute_.kind == Route::Kind::REFUSE) {
+          writer.error(remoteRoute_.error);
+          continue;
+        }
+        if (remoteRoute_.kind != Route::Kind::HERE) {
+          remoteArgs_.assign(args_.begin(), args_.end());
+          remote = true;
+          continue;
+        }
+      }
+      server_.commands_.execute(args_, session_, writer);
       close = session_.closeAfterReply;
     }
     // Keep the unparsed tail at the front of the buffer.
@@ -150,7 +229,7 @@ class Server::Connection {
       std::memmove(in_.data(), in_.data() + offset, filled_ - offset);
       filled_ -= offset;
     }
-    return close;
+    return remote ? Round::REMOTE : close ? Round::CLOSE : Round::DONE;
   }
 
   Server& server_;
@@ -168,13 +247,18 @@ class Server::Connection {
 
   friend class Server;
   std::vector<std::string_view> args_;
+  std::string remoteName_;               // lower-cased name of the command routed elsewhere
+  std::vector<std::string> remoteArgs_;  // its arguments (owned: the buffer moves on)
+  Route remoteRoute_;
 };
 
 Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
-               std::string mapName, const Clock& clock, std::string address, ParserLimits limits)
+               std::string mapName, const Clock& clock, std::string address, ParserLimits limits,
+               ClusterAccess* cluster)
     : receiver_(kj::mv(receiver)),
       maps_(maps),
       commands_(maps, std::move(mapName), clock, stats_, address),
+      cluster_(cluster),
       address_(std::move(address)),
       limits_(limits),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),

@@ -13,13 +13,16 @@
 #include <unordered_map>
 
 #include "resp_commands.h"
+#include "resp_routing.h"
 
 namespace shoal::node::resp {
 
 class Server : private kj::TaskSet::ErrorHandler {
  public:
+  // `cluster` (may be null: a lone member) routes commands whose keys live on other members.
   Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
-         std::string mapName, const Clock& clock, std::string address, ParserLimits limits);
+         std::string mapName, const Clock& clock, std::string address, ParserLimits limits,
+         ClusterAccess* cluster = nullptr);
   ~Server();
   const std::string& address() const { return address_; }
 
@@ -37,6 +40,7 @@ class Server : private kj::TaskSet::ErrorHandler {
   ServerStats stats_;
   MapService& maps_;
   Commands commands_;
+  ClusterAccess* cluster_;
   std::string address_;
   ParserLimits limits_;
   int64_t nextClientId_ = 1;

@@ -410,13 +410,28 @@ void Commands::keys(const Args& a, Session&, ReplyWriter& out) {
   std::vector<std::string> matched;
   std::vector<MapRecords::ScanItem> page;
   uint64_t cursor = 0;
-  do {
-    page.clear();
-    cursor = records().scan(cursor, 10'000, false, &page);
-    for (auto& item : page) {
-      if (globMatch(a[1], item.key)) matched.push_back(std::move(item.key));
+  // This member's partitions (in a cluster the gateway asks every member and joins the lists).
+  const uint64_t partitionCount = maps_.partitioner().partitionCount();
+  // Partition by partition (partition id in the cursor's top 16 bits), skipping those owned
+  // elsewhere.
+  uint64_t p = 0;
+  while (p < partitionCount) {
+    if (!maps_.owns(static_cast<PartitionId>(p))) {
+      ++p;
+      continue;
     }
-  } while (cursor != 0);
+    // From an owned partition on, until the scan reaches one owned elsewhere (or the end).
+    cursor = p << 48;
+    do {
+      page.clear();
+      cursor = maps_.scanOwned(&records(), cursor, 10'000, false, &page);
+      for (auto& item : page) {
+        if (globMatch(a[1], item.key)) matched.push_back(std::move(item.key));
+      }
+    } while (cursor != 0 && maps_.owns(static_cast<PartitionId>(cursor >> 48)));
+    if (cursor == 0) break;
+    p = cursor >> 48;
+  }
   out.arrayHeader(matched.size());
   for (auto& k : matched) out.bulk(k);
 }
@@ -447,7 +462,8 @@ void Commands::scan(const Args& a, Session&, ReplyWriter& out) {
   }
   std::vector<MapRecords::ScanItem> page;
   auto limit = static_cast<uint32_t>(std::min<int64_t>(count, maps_.limits().maxScanLimit));
-  auto next = records().scan(cursor, limit, false, &page);
+  if ((cursor >> 48) >= maps_.partitioner().partitionCount()) return out.error("ERR invalid cursor");
+  auto next = maps_.scanOwned(&records(), cursor, limit, false, &page);
   size_t kept = 0;
   for (size_t i = 0; i < page.size(); ++i) {
     if (!pattern.empty() && !globMatch(pattern, page[i].key)) continue;
