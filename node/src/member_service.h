@@ -7,6 +7,7 @@
 
 #include "map_service.h"
 #include "shoal/proto/shoal.capnp.h"
+#include "write_behind_driver.h"
 
 namespace shoal::node {
 
@@ -18,8 +19,10 @@ struct MemberIdentity {
 
 class MemberService final : public wire::Member::Server {
  public:
-  MemberService(MapService& maps, const MemberIdentity& identity, const Clock& clock)
-      : maps_(maps), identity_(identity), clock_(clock) {}
+  // `writeBehind` is null when the member has no data-dir (no map can be write-behind).
+  MemberService(MapService& maps, const MemberIdentity& identity, const Clock& clock,
+                WriteBehindDriver* writeBehind)
+      : maps_(maps), identity_(identity), clock_(clock), writeBehind_(writeBehind) {}
 
   kj::Promise<void> execute(ExecuteContext context) override;
   kj::Promise<void> scan(ScanContext context) override;
@@ -27,6 +30,10 @@ class MemberService final : public wire::Member::Server {
   kj::Promise<void> ping(PingContext context) override;
   kj::Promise<void> listMaps(ListMapsContext context) override;
   kj::Promise<void> cluster(ClusterContext context) override;
+  // Write-behind administration (member_write_behind.cpp).
+  kj::Promise<void> flushWriteBehind(FlushWriteBehindContext context) override;
+  kj::Promise<void> listDeadLetters(ListDeadLettersContext context) override;
+  kj::Promise<void> replayDeadLetters(ReplayDeadLettersContext context) override;
 
  private:
   void fillMember(wire::MemberInfo::Builder out);
@@ -36,6 +43,7 @@ class MemberService final : public wire::Member::Server {
   MapService& maps_;
   const MemberIdentity& identity_;
   const Clock& clock_;
+  WriteBehindDriver* writeBehind_;
 };
 
 }  // namespace shoal::node

@@ -26,11 +26,17 @@ int64_t WriteBehindQueue::State::minBackoffPendingMs() const {
   return wait;
 }
 
-std::vector<std::string> WriteBehindQueue::State::dueKeys(int64_t nowMs, bool everything) const {
+std::vector<std::string> WriteBehindQueue::State::dueKeys(int64_t nowMs, Pick pick) const {
   std::lock_guard lock(mutex);
   std::vector<std::string> keys;
-  if (everything) {
+  if (pick == Pick::EVERYTHING) {
     for (const auto& [due, entryKey] : byDue) keys.push_back(entryKey);
+    return keys;
+  }
+  if (pick == Pick::SKIP_DELAY) {
+    for (const auto& [due, entryKey] : byDue) {
+      if (due.first <= nowMs || entries.at(entryKey).attempts == 0) keys.push_back(entryKey);
+    }
     return keys;
   }
   // Entries still in their first delay may go early, but only as whole batches.
@@ -178,7 +184,15 @@ StoreResult<void> WriteBehindQueue::State::flushKeys(const std::vector<std::stri
 StoreResult<FlushReport> WriteBehindQueue::flushDue() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
-  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), false), report);
+  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::DUE), report);
+  if (!flushed) return flushed.error();
+  return report;
+}
+
+StoreResult<FlushReport> WriteBehindQueue::flushNow() {
+  std::lock_guard flushing(state_->flushMutex);
+  FlushReport report;
+  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::SKIP_DELAY), report);
   if (!flushed) return flushed.error();
   return report;
 }
@@ -187,7 +201,7 @@ StoreResult<FlushReport> WriteBehindQueue::flush() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
   while (true) {
-    std::vector<std::string> keys = state_->dueKeys(state_->clock(), true);
+    std::vector<std::string> keys = state_->dueKeys(state_->clock(), State::Pick::EVERYTHING);
     if (keys.empty()) return report;
     auto flushed = state_->flushKeys(keys, report);
     if (!flushed) return flushed.error();

@@ -216,4 +216,26 @@ const WriteBehindOptions& WriteBehindQueue::options() const {
   return state_->options;
 }
 
+StoreResult<std::vector<std::string>> WriteBehindQueue::queueNames(RocksDbStore& log) {
+  auto db = log.impl_->access();
+  if (!db) return db.error();
+  std::vector<std::string> names;
+  std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions(), db->queue));
+  // Log keys start with `length u8 | name`: one seek per queue, past all of its records.
+  for (it->SeekToFirst(); it->Valid();) {
+    std::string_view k = it->key().ToStringView();
+    size_t length = static_cast<uint8_t>(k[0]);
+    if (k.size() < 1 + length) {
+      return StoreError{StoreErrorCode::CORRUPTION,
+                        "undecodable write-behind log key in " + log.impl_->dbPath};
+    }
+    names.emplace_back(k.substr(1, length));
+    std::string next(k.substr(0, 1 + length));
+    next.push_back('\xff');
+    it->Seek(next);
+  }
+  if (!it->status().ok()) return log.impl_->failure(it->status(), "list write-behind queues");
+  return names;
+}
+
 }  // namespace shoal::persistence

@@ -59,8 +59,13 @@ struct WriteBehindQueue::State {
 
   StoreResult<void> recover();
   StoreResult<std::vector<EnqueueOutcome>> enqueueMany(std::span<const StoreWrite> writes);
-  // Entry keys to write now: due ones, plus whole batches of the oldest waiting ones.
-  std::vector<std::string> dueKeys(int64_t nowMs, bool everything) const;
+  enum class Pick {
+    DUE,         // due ones, plus whole batches of the oldest still in their first delay
+    SKIP_DELAY,  // every entry not waiting out a backoff
+    EVERYTHING,  // every pending entry
+  };
+  // Entry keys to write now.
+  std::vector<std::string> dueKeys(int64_t nowMs, Pick pick) const;
   StoreResult<void> flushKeys(const std::vector<std::string>& keys, FlushReport& report);
   StoreResult<void> flushBatch(std::vector<FlushItem>& items, FlushReport& report);
   void writeToTarget(std::vector<FlushItem>& items);
