@@ -65,9 +65,11 @@ void WriteBehindDriver::start() {
 kj::Promise<void> WriteBehindDriver::tickLoop() {
   return timer_.afterDelay(FLUSH_TICK_MS * kj::MILLISECONDS).then([this]() {
     auto& queues = queues_;
+    std::set<std::string> skip;
+    for (auto& [map, _] : operatorFlushes_) skip.insert(map);
     return onPool<bool>(pool_,
-                        [&queues]() {
-                          queues.flushDue();
+                        [&queues, skip = std::move(skip)]() {
+                          queues.flushDue(skip);
                           return true;
                         })
         .then([this](bool) { return tickLoop(); });
@@ -96,7 +98,12 @@ persistence::WriteBehindQueue& queueOf(WriteBehindMaps& queues, const std::strin
 }  // namespace
 
 kj::Promise<MapFlushResult> WriteBehindDriver::flushMap(std::string map) {
-  return flushMapPass(std::move(map), std::make_shared<MapFlushResult>());
+  ++operatorFlushes_[map];
+  // Runs when the flush ends, fails or is cancelled by the caller.
+  auto done = kj::defer([this, map]() {
+    if (--operatorFlushes_[map] == 0) operatorFlushes_.erase(map);
+  });
+  return flushMapPass(map, std::make_shared<MapFlushResult>()).attach(kj::mv(done));
 }
 
 kj::Promise<MapFlushResult> WriteBehindDriver::flushMapPass(std::string map,

@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,9 @@ class WriteBehindDriver {
   boost::asio::thread_pool& pool_;
   kj::Timer& timer_;
   std::function<bool(const std::string&)> isWriteBehind_;
+  // Maps an operator flush is running for (with how many): the periodic flush leaves them alone,
+  // so that the operator's report sees every write that fails meanwhile.
+  std::map<std::string, int> operatorFlushes_;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;

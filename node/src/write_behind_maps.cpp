@@ -76,8 +76,9 @@ persistence::StoreResult<void> WriteBehindMaps::enqueue(std::span<const persiste
   return {};
 }
 
-void WriteBehindMaps::flushDue() {
+void WriteBehindMaps::flushDue(const std::set<std::string>& skip) {
   for (auto* queue : all()) {
+    if (skip.contains(queue->options().name)) continue;
     auto flushed = queue->flushDue();
     if (!flushed) {
       memberLog().warn("write-behind map '{}': cannot update its queue: {}", queue->options().name,

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,8 +39,8 @@ class WriteBehindMaps {
   // Durably queues one commit group's writes, one enqueueMany (one fsync) per map; all writes must
   // be of write-behind maps. On error some maps' writes may be queued and others not.
   persistence::StoreResult<void> enqueue(std::span<const persistence::StoreWrite> writes);
-  // flushDue() of every queue; problems are logged (dead letters by the queue itself).
-  void flushDue();
+  // flushDue() of every queue but those in `skip`; problems are logged (dead letters by the queue).
+  void flushDue(const std::set<std::string>& skip);
   // flushNow() of every queue; returns how many writes are still pending in all of them.
   uint64_t flushNow();
   // A store and erase of a probe key in the log: does the queue's disk take writes again?
