@@ -4,6 +4,7 @@
 #include <rocksdb/iterator.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "key_codec.h"
@@ -235,6 +236,7 @@ StoreResult<std::vector<std::string>> WriteBehindQueue::queueNames(RocksDbStore&
     it->Seek(next);
   }
   if (!it->status().ok()) return log.impl_->failure(it->status(), "list write-behind queues");
+  std::sort(names.begin(), names.end());  // the log orders them by length first
   return names;
 }
 
