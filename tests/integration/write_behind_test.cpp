@@ -355,7 +355,7 @@ TEST_CASE("write-behind: a failing store leads to retries, dead letters that sho
   CHECK(parsed(replayed)["requeued"] == 3);
   auto again = shoalctl(address, {"flush", "orders", "--json"});
   CHECK(again.exitCode == 0);
-  CHECK(parsed(again)["written"] == 3);
+  // (The periodic flush may have stored some of the replayed writes before this flush began.)
   CHECK(parsed(again)["deadLetters"] == 0);
   CHECK(store->row("orders", "alpha").value().value == "1");
   CHECK(store->row("orders", "beta").value().meta.version == 1);
