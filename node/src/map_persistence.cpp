@@ -130,15 +130,19 @@ uint64_t MapPersistence::restoreQueued(const std::function<MapRecords*(const std
     }
     MapRecords* records = recordsOf(name);
     if (records == nullptr) continue;
+    uint64_t mapApplied = 0;
     for (const auto& w : queue->pendingWrites()) {
       if (w.value) {
         restoreEntry(*records, w.partition, w.key, *w.value, w.meta);
       } else {
         records->remove(w.partition, w.key, nullptr);
       }
-      ++applied;
+      ++mapApplied;
     }
-    if (applied > 0) memberLog().info("map '{}': re-applied {} queued write-behind writes", name, applied);
+    applied += mapApplied;
+    if (mapApplied > 0) {
+      memberLog().info("map '{}': re-applied {} queued write-behind writes", name, mapApplied);
+    }
   }
   return applied;
 }

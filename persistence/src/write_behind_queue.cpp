@@ -86,15 +86,23 @@ StoreResult<void> WriteBehindQueue::State::recover() {
 }
 
 void WriteBehindQueue::State::insert(const std::string& entryKey, PendingEntry entry) {
+  remove(entryKey);  // keeps byDue and `retrying` in step with `entries`
   byDue.emplace(std::make_pair(entry.dueMs, entry.seq), entryKey);
-  entries.insert_or_assign(entryKey, std::move(entry));
+  retrying += entry.attempts > 0;
+  entries.emplace(entryKey, std::move(entry));
 }
 
 void WriteBehindQueue::State::remove(const std::string& entryKey) {
   auto found = entries.find(entryKey);
   if (found == entries.end()) return;
   byDue.erase({found->second.dueMs, found->second.seq});
+  retrying -= found->second.attempts > 0;
   entries.erase(found);
+}
+
+void WriteBehindQueue::State::setAttempts(PendingEntry& entry, uint32_t attempts) {
+  retrying += (attempts > 0 ? 1 : 0) - (entry.attempts > 0 ? 1 : 0);
+  entry.attempts = attempts;
 }
 
 void WriteBehindQueue::State::reschedule(const std::string& entryKey, PendingEntry& entry, int64_t dueMs) {

@@ -53,6 +53,7 @@ struct WriteBehindQueue::State {
   // their records are deleted by the next flush that can write, and are invisible meanwhile.
   std::set<std::string> obsoleteDead;
   uint64_t lastSeq = 0;
+  uint64_t retrying = 0;  // entries with attempts > 0 (backing off after a failure)
 
   State(RocksDbStore::Impl& log, MapStore& target, WriteBehindOptions options, NowMs clock);
   ~State();
@@ -76,6 +77,7 @@ struct WriteBehindQueue::State {
   void insert(const std::string& entryKey, PendingEntry entry);
   void remove(const std::string& entryKey);
   void reschedule(const std::string& entryKey, PendingEntry& entry, int64_t dueMs);
+  void setAttempts(PendingEntry& entry, uint32_t attempts);
   wblog::LogRecord recordOf(const PendingEntry& entry) const;
 };
 
