@@ -248,7 +248,7 @@ TEST_CASE("write-behind: after kill -9 under load the store converges to every a
     stop = true;
     for (auto& t : writers) t.join();
   }
-  REQUIRE(acknowledged > 200);
+  REQUIRE(acknowledged > 100);
   ShoaldProcess member(args);
   auto client = connectTo(member.address());
   auto orders = client->rawMap("orders");
