@@ -423,6 +423,14 @@ TEST_CASE("write-behind: configurations that cannot work are refused at start",
     CHECK(r.exitCode == 2);
     CHECK_THAT(r.err, Catch::Contains("maps.orders.write-batch-size"));
   }
+  SECTION("shoalctl usage errors") {
+    auto r = shoal::test::runCommand({SHOALCTL_BINARY, "dead-letters", "orders", "--limit", "0"});
+    CHECK(r.exitCode == 2);
+    CHECK_THAT(r.err, Catch::Contains("--limit"));
+    r = shoal::test::runCommand({SHOALCTL_BINARY, "replay"});
+    CHECK(r.exitCode == 2);
+    CHECK_THAT(r.err, Catch::Contains("MAP is required"));
+  }
   SECTION("an embedder's store without a data-dir for the queue") {
     shoal::NodeOptions options;
     options.listen = "";
