@@ -180,4 +180,37 @@ interface Member {
 
   peer @6 () -> (peer :Cluster.Peer);
   # Member-to-member services (cluster.capnp).
+
+  flushWriteBehind @7 (map :Text) -> (report :WriteBehindFlushReport);
+  # Writes every queued write of a write-behind map now, retrying failures after their backoff,
+  # and returns once its queue is empty. Fails (invalid-argument) for a map that is not write-behind.
+
+  listDeadLetters @8 (map :Text, limit :UInt32) -> (letters :List(DeadLetter), total :UInt64);
+  # The map's dead letters in key order, at most `limit`; `total` counts them all.
+
+  replayDeadLetters @9 (map :Text) -> (requeued :UInt64);
+  # Moves every dead letter of the map back into its queue, due now with fresh attempts.
+}
+
+struct KeyFailure {
+  key @0 :Data;
+  attempts @1 :UInt32;
+  error @2 :Text;      # the store's last error
+}
+
+struct WriteBehindFlushReport {
+  written @0 :UInt64;            # writes the store took during the flush
+  failed @1 :List(KeyFailure);   # writes that became dead letters during the flush
+  deadLetters @2 :UInt64;        # dead letters of the map after the flush (older ones included)
+}
+
+struct DeadLetter {
+  key @0 :Data;
+  value @1 :Data;          # empty for an erase
+  erase @2 :Bool;          # the failed write was a removal
+  version @3 :UInt64;
+  expirationTimeMs @4 :Int64;
+  attempts @5 :UInt32;
+  error @6 :Text;          # the store's last error
+  deadAtMs @7 :Int64;      # when the member gave up (Unix ms)
 }

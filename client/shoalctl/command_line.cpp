@@ -28,7 +28,9 @@ Exit codes:
   1  the key is absent (get, remove)
   2  usage error (bad command, argument or option)
   3  the cluster is unavailable, timed out or overloaded: retry later or raise --timeout
-  4  any other error reported by the cluster (invalid or too large request, conflict, internal))";
+  4  any other error reported by the cluster (invalid or too large request, conflict, internal)
+  5  flush: the queue was flushed, but the map has dead letters (writes its store refused);
+     list them with dead-letters MAP, retry them with replay MAP)";
 
 bool isHostPort(const std::string& s) {
   auto colon = s.rfind(':');
@@ -74,10 +76,10 @@ CLI::Validator durationCheck() {
 // CLI11 reports an unknown command as "a subcommand is required"; say what was wrong instead.
 int reportParseError(CLI::App& app, const CLI::ParseError& e) {
   if (app.get_subcommands().empty() && !app.remaining().empty() && app.remaining().front()[0] != '-') {
-    std::cerr
-        << "unknown command '" << app.remaining().front() << "'; the commands are ping, put, get, remove, "
-        << "size, keys, clear, maps, watch, cluster and partitions\nRun with --help for more information."
-        << std::endl;
+    std::cerr << "unknown command '" << app.remaining().front()
+              << "'; the commands are ping, put, get, remove, "
+              << "size, keys, clear, maps, watch, cluster, partitions, flush, dead-letters and replay\n"
+              << "Run with --help for more information." << std::endl;
     return EXIT_USAGE;
   }
   return app.exit(e) == 0 ? EXIT_OK : EXIT_USAGE;  // help to stdout, or the error and a hint to stderr
@@ -117,6 +119,15 @@ void addCommands(CLI::App& app, CommandLine& line, std::string& ttl) {
   watch->add_option("--count", line.count, "exit after N events")->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_subcommand("cluster", "print members (primaries, backups), the table epoch and migration progress");
   app.add_subcommand("partitions", "print the partition table: primary, backups and replicas being filled");
+  addMapArg(app.add_subcommand("flush",
+                               "write-behind MAP: store every queued write now and wait until the queue is "
+                               "empty (up to --timeout); reports writes that failed (exit code 5)"),
+            line);
+  auto dead = app.add_subcommand("dead-letters", "write-behind MAP: list writes its store refused for good");
+  addMapArg(dead, line);
+  dead->add_option("--limit", line.limit, "list at most N (default 1000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10000}));
+  addMapArg(app.add_subcommand("replay", "write-behind MAP: queue its dead letters again"), line);
 }
 
 }  // namespace

@@ -18,17 +18,19 @@ enum ExitCode : int {
   EXIT_USAGE = 2,         // bad command line
   EXIT_UNAVAILABLE = 3,   // no member reachable, timed out, or overloaded: retry later
   EXIT_SERVER_ERROR = 4,  // any other error reported by the cluster or the client library
+  EXIT_DEAD_LETTERS = 5,  // flush: done, but the map has dead letters (writes its store refused)
 };
 
 struct CommandLine {
   std::vector<std::string> servers;         // --servers / SHOAL_SERVERS, HOST:PORT each
   std::chrono::milliseconds timeout{5000};  // --timeout: deadline of each operation
   bool json = false;                        // --json
-  std::string command;                      // ping, put, get, remove, size, keys, clear, maps, watch, cluster
+  std::string command;  // ping, put, get, remove, size, keys, clear, maps, watch, cluster, flush,
+                        // dead-letters, replay
   std::string map, key, value;
   std::optional<std::chrono::milliseconds> ttl;  // put --ttl
-  uint64_t limit = 0;                            // keys --limit; 0: all keys
-  uint64_t count = 0;                            // watch --count; 0: until SIGINT / SIGTERM
+  uint64_t limit = 0;  // keys / dead-letters --limit; 0: all (keys), 1000 (dead-letters)
+  uint64_t count = 0;  // watch --count; 0: until SIGINT / SIGTERM
 };
 
 // The parsed command line, or the exit code to end with (0 after --help, 2 after a usage error,

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "duration.h"
+#include "write_behind_commands.h"
 
 namespace shoal::ctl {
 namespace {
@@ -197,6 +198,7 @@ int runCommand(const CommandLine& line, Client& client, Output& out) {
   if (cmd == "maps") return maps(client, out);
   if (cmd == "cluster") return cluster(client, out);
   if (cmd == "partitions") return partitions(client, out);
+  if (auto exitCode = runWriteBehindCommand(line, client, out)) return *exitCode;
   auto map = client.rawMap(line.map);
   if (cmd == "put") return put(line, map, out);
   if (cmd == "get") return printValueOrAbsent(line, map.get(line.key), out);

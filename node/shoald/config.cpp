@@ -91,8 +91,17 @@ void readDuration(const toml::table& t, const char* key, const std::string& pref
 }
 
 void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
-  static const std::set<std::string> KNOWN = {"max-entries", "max-bytes",        "eviction",
-                                              "default-ttl", "default-max-idle", "persistence"};
+  static const std::set<std::string> KNOWN = {"max-entries",
+                                              "max-bytes",
+                                              "eviction",
+                                              "default-ttl",
+                                              "default-max-idle",
+                                              "persistence",
+                                              "write-delay",
+                                              "write-batch-size",
+                                              "write-max-attempts",
+                                              "write-retry-backoff",
+                                              "write-max-retry-backoff"};
   for (auto& [k, _] : t) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
@@ -115,10 +124,18 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
     m->persistence = MapPersistenceMode::NONE;
   else if (persistence == "write-through")
     m->persistence = MapPersistenceMode::WRITE_THROUGH;
+  else if (persistence == "write-behind")
+    m->persistence = MapPersistenceMode::WRITE_BEHIND;
   else if (!persistence.empty())
-    throw ConfigError(prefix + "persistence: '" + persistence + "' is not none or write-through");
+    throw ConfigError(prefix + "persistence: '" + persistence +
+                      "' is not none, write-through or write-behind");
   readDuration(t, "default-ttl", prefix, &m->defaultTtlMs);
   readDuration(t, "default-max-idle", prefix, &m->defaultMaxIdleMs);
+  readDuration(t, "write-delay", prefix, &m->writeDelayMs);
+  readInt(t, "write-batch-size", prefix, &m->writeBatchSize);
+  readInt(t, "write-max-attempts", prefix, &m->writeMaxAttempts);
+  readDuration(t, "write-retry-backoff", prefix, &m->writeRetryBackoffMs);
+  readDuration(t, "write-max-retry-backoff", prefix, &m->writeMaxRetryBackoffMs);
 }
 
 void readConfigFile(const std::string& path, NodeOptions* o) {

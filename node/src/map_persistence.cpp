@@ -1,9 +1,13 @@
-// Write-through group commits, restart recovery and the failing-store guard; see map_persistence.h.
+// Write-through group commits, write-behind enqueues, restart recovery and the failing-store
+// guards; see map_persistence.h.
 #include "map_persistence.h"
+
+#include <kj/debug.h>
 
 #include <boost/asio/post.hpp>
 
 #include "member_log.h"
+#include "pool_call.h"
 #include "shoal/error.h"
 
 namespace shoal::node {
@@ -17,6 +21,13 @@ kj::Exception storeFailure(const std::string& message) {
                        kj::str("shoal:store-failed: ", message.c_str()));
 }
 
+persistence::StoreWrite storeWriteOf(const std::string& map, uint32_t partition, const std::string& key,
+                                     const std::optional<std::string>& value,
+                                     const persistence::StoredMeta& meta) {
+  return persistence::StoreWrite{map, partition, key,
+                                 value ? std::optional<std::string_view>(*value) : std::nullopt, meta};
+}
+
 }  // namespace
 
 class MapPersistence::TaskErrors final : public kj::TaskSet::ErrorHandler {
@@ -26,8 +37,10 @@ class MapPersistence::TaskErrors final : public kj::TaskSet::ErrorHandler {
   }
 };
 
-MapPersistence::MapPersistence(persistence::MapStore& store, boost::asio::thread_pool& pool, kj::Timer& timer)
+MapPersistence::MapPersistence(persistence::MapStore& store, WriteBehindMaps* behind,
+                               boost::asio::thread_pool& pool, kj::Timer& timer)
     : store_(store),
+      behind_(behind),
       pool_(pool),
       timer_(timer),
       taskErrors_(std::make_unique<TaskErrors>()),
@@ -35,9 +48,10 @@ MapPersistence::MapPersistence(persistence::MapStore& store, boost::asio::thread
 
 MapPersistence::~MapPersistence() = default;
 
-void MapPersistence::attach(MapRecords& records) {
-  records.setChangeSink([this, map = records.name()](const RecordChange& c) {
-    OwnedWrite w{map, c.partition, std::string(c.key), std::nullopt, {}};
+void MapPersistence::attach(MapRecords& records, bool behind) {
+  KJ_REQUIRE(!behind || behind_ != nullptr, "a write-behind map needs the member's write-behind queues");
+  records.setChangeSink([this, map = records.name(), behind](const RecordChange& c) {
+    OwnedWrite w{map, c.partition, std::string(c.key), std::nullopt, {}, behind};
     if (c.kind == RecordChange::Kind::STORE) {
       w.value = std::string(c.value);
       w.meta.version = c.version;
@@ -47,8 +61,21 @@ void MapPersistence::attach(MapRecords& records) {
   });
 }
 
+namespace {
+
+// Puts one loaded entry into memory, with the TTL it has left.
+void restoreEntry(MapRecords& records, uint32_t partition, std::string_view key, std::string_view value,
+                  const persistence::StoredMeta& meta) {
+  int64_t ttl = 0;
+  if (meta.expirationTimeMs > 0) ttl = std::max<int64_t>(1, meta.expirationTimeMs - SystemClock().nowMs());
+  records.restore(partition, key, value, meta.version, meta.expirationTimeMs, ttl, -1);
+}
+
+}  // namespace
+
 uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
-                                    const std::function<MapRecords*(const std::string&)>& recordsOf) {
+                                    const std::function<MapRecords*(const std::string&)>& recordsOf,
+                                    const std::function<bool(const std::string&)>& isWriteBehind) {
   uint64_t restored = 0;
   std::string lastMap;
   MapRecords* records = nullptr;
@@ -59,11 +86,8 @@ uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
         records = lastMap == PROBE_MAP ? nullptr : recordsOf(lastMap);
       }
       if (records) {
-        int64_t ttl = 0;
-        if (e.meta.expirationTimeMs > 0) {
-          ttl = std::max<int64_t>(1, e.meta.expirationTimeMs - SystemClock().nowMs());
-        }
-        restored += records->restore(p, e.key, e.value, e.meta.version, e.meta.expirationTimeMs, ttl, -1);
+        restoreEntry(*records, p, e.key, e.value, e.meta);
+        ++restored;
       }
       return true;
     });
@@ -72,9 +96,55 @@ uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
                                               " from the data directory: " + r.error().toString());
     }
   }
+  if (behind_ != nullptr) restored += restoreQueued(recordsOf, isWriteBehind);
   // Restoring is not a change: nothing captured while loading needs writing back.
   pending_.clear();
   return restored;
+}
+
+uint64_t MapPersistence::restoreQueued(const std::function<MapRecords*(const std::string&)>& recordsOf,
+                                       const std::function<bool(const std::string&)>& isWriteBehind) {
+  auto names = behind_->openExisting();
+  if (!names) {
+    throw Error(ErrorCode::UNAVAILABLE,
+                "cannot open the write-behind queues in the data directory: " + names.error().toString());
+  }
+  uint64_t applied = 0;
+  for (const std::string& name : *names) {
+    auto* queue = behind_->find(name);
+    if (!isWriteBehind(name)) {
+      // Its writes must reach the store before this map is written through (or not at all), or
+      // a late queued write would overwrite a newer one.
+      memberLog().warn("map '{}' is no longer write-behind: writing its {} queued writes to the store first",
+                       name, queue->pending());
+      auto flushed = queue->flush();
+      if (!flushed) {
+        throw Error(ErrorCode::UNAVAILABLE, "cannot flush the write-behind queue of map '" + name +
+                                                "': " + flushed.error().toString());
+      }
+      for (auto& failed : flushed->deadLettered) {
+        memberLog().error("map '{}': a queued write could not be stored ({}); it is a dead letter", name,
+                          failed.error.toString());
+      }
+      continue;
+    }
+    MapRecords* records = recordsOf(name);
+    if (records == nullptr) continue;
+    uint64_t mapApplied = 0;
+    for (const auto& w : queue->pendingWrites()) {
+      if (w.value) {
+        restoreEntry(*records, w.partition, w.key, *w.value, w.meta);
+      } else {
+        records->remove(w.partition, w.key, nullptr);
+      }
+      ++mapApplied;
+    }
+    applied += mapApplied;
+    if (mapApplied > 0) {
+      memberLog().info("map '{}': re-applied {} queued write-behind writes", name, mapApplied);
+    }
+  }
+  return applied;
 }
 
 kj::Promise<void> MapPersistence::commit() {
@@ -91,74 +161,114 @@ void MapPersistence::startFlush() {
   flushing_ = true;
   auto group = std::make_shared<Group>(std::move(next_));
   next_ = Group{};
-  using Outcome = std::optional<persistence::StoreError>;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<Outcome>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
   auto& store = store_;
-  boost::asio::post(pool_, [&store, group, fulfiller]() {
-    std::vector<persistence::StoreWrite> batch;
-    batch.reserve(group->writes.size());
+  auto* behind = behind_;
+  auto done = onPool<Outcome>(pool_, [&store, behind, group]() {
+    std::vector<persistence::StoreWrite> through, queued;
     for (auto& w : group->writes) {
-      batch.push_back(persistence::StoreWrite{
-          w.map, w.partition, w.key, w.value ? std::optional<std::string_view>(*w.value) : std::nullopt,
-          w.meta});
+      (w.behind ? queued : through).push_back(storeWriteOf(w.map, w.partition, w.key, w.value, w.meta));
     }
-    auto r = store.storeMany(batch);
-    (*fulfiller)->fulfill(r ? Outcome() : Outcome(r.error()));
+    Outcome outcome;
+    if (!through.empty()) {
+      auto r = store.storeMany(through);
+      if (!r) outcome.store = r.error();
+    }
+    if (!queued.empty()) {
+      auto r = behind->enqueue(queued);
+      if (!r) outcome.queue = r.error();
+    }
+    return outcome;
   });
-  tasks_->add(paf.promise.then([this, group](Outcome error) {
-    if (error) {
-      auto message =
-          error->toString() + " (" + std::to_string(group->writes.size()) +
-          " changes not stored; writes to persistent maps are refused until the store works again)";
-      if (!failure_) memberLog().error("write-through store failed: {}", message);
-      failure_ = error->toString();
-      if (!probing_) {
-        probing_ = true;
-        tasks_->add(probeLoop());
-      }
-      for (auto& w : group->waiters) w->reject(storeFailure(message));
-    } else {
-      for (auto& w : group->waiters) w->fulfill();
-    }
+  tasks_->add(done.then([this, group](Outcome outcome) {
+    finishFlush(*group, outcome);
     flushing_ = false;
     if (!next_.waiters.empty()) startFlush();
   }));
 }
 
+void MapPersistence::finishFlush(Group& group, const Outcome& outcome) {
+  if (!outcome.store && !outcome.queue) {
+    for (auto& w : group.waiters) w->fulfill();
+    return;
+  }
+  std::string message;
+  if (outcome.store) {
+    message = outcome.store->toString();
+    if (!failure_) memberLog().error("write-through store failed: {}", message);
+    failure_ = message;
+    startProbe(false);
+  }
+  if (outcome.queue) {
+    auto text = "write-behind queue: " + outcome.queue->toString();
+    if (!queueFailure_) memberLog().error("{}", text);
+    queueFailure_ = text;
+    message += (message.empty() ? "" : "; ") + text;
+    startProbe(true);
+  }
+  message += " (" + std::to_string(group.writes.size()) +
+             " changes not made durable; writes to such persistent maps are refused until it works again)";
+  for (auto& w : group.waiters) w->reject(storeFailure(message));
+}
+
+void MapPersistence::startProbe(bool behind) {
+  bool& probing = behind ? probingQueue_ : probing_;
+  if (probing) return;
+  probing = true;
+  tasks_->add(probeLoop(behind));
+}
+
 kj::Promise<std::optional<persistence::StoredValue>> MapPersistence::load(const std::string& map,
                                                                           uint32_t partition,
-                                                                          const std::string& key) {
+                                                                          const std::string& key,
+                                                                          bool behind) {
   using Outcome = persistence::StoreResult<std::optional<persistence::StoredValue>>;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<Outcome>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
   auto& store = store_;
-  boost::asio::post(pool_, [&store, map, partition, key, fulfiller]() {
-    (*fulfiller)->fulfill(store.load(map, partition, key));
+  auto* queues = behind ? behind_ : nullptr;
+  auto loaded = onPool<Outcome>(pool_, [&store, queues, map, partition, key]() -> Outcome {
+    // The queue first: a write leaves it only after the store has it, so no newer write is missed.
+    if (auto* queue = queues ? queues->find(map) : nullptr) {
+      auto pending = queue->pendingWrite(map, partition, key);
+      if (!pending) return pending.error();
+      if (*pending) {
+        if (!(*pending)->value) return std::optional<persistence::StoredValue>();
+        return std::optional<persistence::StoredValue>(
+            persistence::StoredValue{*(*pending)->value, (*pending)->meta});
+      }
+    }
+    return store.load(map, partition, key);
   });
-  return paf.promise.then([](Outcome r) -> kj::Promise<std::optional<persistence::StoredValue>> {
+  return loaded.then([](Outcome r) -> kj::Promise<std::optional<persistence::StoredValue>> {
     if (!r) return storeFailure("read-through: " + r.error().toString());
     return std::move(r).value();
   });
 }
 
-kj::Promise<void> MapPersistence::probeLoop() {
-  return timer_.afterDelay(PROBE_INTERVAL_MS * kj::MILLISECONDS).then([this]() -> kj::Promise<void> {
+kj::Promise<void> MapPersistence::probeLoop(bool behind) {
+  return timer_.afterDelay(PROBE_INTERVAL_MS * kj::MILLISECONDS).then([this, behind]() {
     using Outcome = std::optional<persistence::StoreError>;
-    auto paf = kj::newPromiseAndCrossThreadFulfiller<Outcome>();
-    auto fulfiller =
-        std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Outcome>>>(kj::mv(paf.fulfiller));
     auto& store = store_;
-    boost::asio::post(pool_, [&store, fulfiller]() {
-      auto r = store.store(PROBE_MAP, 0, "probe", "ok", persistence::StoredMeta{});
-      if (r) r = store.erase(PROBE_MAP, 0, "probe");
-      (*fulfiller)->fulfill(r ? Outcome() : Outcome(r.error()));
+    auto* queues = behind_;
+    auto probed = onPool<Outcome>(pool_, [&store, queues, behind]() {
+      persistence::StoreResult<void> r;
+      if (behind) {
+        r = queues->probeLog();
+      } else {
+        r = store.store(PROBE_MAP, 0, "probe", "ok", persistence::StoredMeta{});
+        if (r) r = store.erase(PROBE_MAP, 0, "probe");
+      }
+      return r ? Outcome() : Outcome(r.error());
     });
-    return paf.promise.then([this](Outcome error) -> kj::Promise<void> {
-      if (error) return probeLoop();
-      memberLog().warn("write-through store works again; writes to persistent maps are accepted");
-      failure_.reset();
-      probing_ = false;
+    return probed.then([this, behind](Outcome error) -> kj::Promise<void> {
+      if (error) return probeLoop(behind);
+      if (behind) {
+        memberLog().warn("write-behind queue works again; writes to write-behind maps are accepted");
+        queueFailure_.reset();
+        probingQueue_ = false;
+      } else {
+        memberLog().warn("write-through store works again; writes to persistent maps are accepted");
+        failure_.reset();
+        probing_ = false;
+      }
       return kj::READY_NOW;
     });
   });

@@ -1,8 +1,9 @@
-// Write-through persistence of a shard's maps: captures every change of a persistent map (from
-// RPC, RESP and embedded writes alike, through MapRecords' change sink), writes them to the
-// backing store in group commits on the blocking-work pool, and tells the caller when its changes
-// are durable. Also restores the maps at start and refuses writes while the store is failing.
-// Lives on the shard thread; only the store calls run on the pool.
+// Persistence of a shard's maps: captures every change of a persistent map (from RPC, RESP and
+// embedded writes alike, through MapRecords' change sink) and makes it durable in group commits on
+// the blocking-work pool — written to the backing store (write-through maps) or to the map's
+// durable write-behind queue (write-behind maps) — and tells the caller when its changes are
+// durable. Also restores the maps at start (store, then queued writes) and refuses writes while
+// the store or the queue is failing. Lives on the shard thread; only disk calls run on the pool.
 #pragma once
 
 #include <kj/async.h>
@@ -10,6 +11,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,21 +19,28 @@
 
 #include "record_store.h"
 #include "shoal/persistence/map_store.h"
+#include "write_behind_maps.h"
 
 namespace shoal::node {
 
 class MapPersistence {
  public:
-  // `store` must outlive this object; store calls run on `pool`.
-  MapPersistence(persistence::MapStore& store, boost::asio::thread_pool& pool, kj::Timer& timer);
+  // `store` (and `behind`, null when no map can be write-behind) must outlive this object; their
+  // calls run on `pool`.
+  MapPersistence(persistence::MapStore& store, WriteBehindMaps* behind, boost::asio::thread_pool& pool,
+                 kj::Timer& timer);
   ~MapPersistence();
 
-  // Makes `records` persistent: its changes are captured from now on.
-  void attach(MapRecords& records);
-  // Loads every stored entry of the maps that `wanted` accepts (by name) into `recordsOf(name)`;
-  // blocking, for start-up before anything is served. Returns entries restored.
+  // Makes `records` persistent: its changes are captured from now on, for its store or (`behind`)
+  // for its write-behind queue.
+  void attach(MapRecords& records, bool behind);
+  // Loads every stored entry of the maps that `recordsOf` accepts (by name, null: skip) into them,
+  // then re-applies the writes still queued in write-behind queues, so memory shows every
+  // acknowledged write. A queue whose map is no longer write-behind is flushed to the store first.
+  // Blocking, for start-up before anything is served. Returns entries restored.
   uint64_t restoreAll(uint32_t partitionCount,
-                      const std::function<MapRecords*(const std::string&)>& recordsOf);
+                      const std::function<MapRecords*(const std::string&)>& recordsOf,
+                      const std::function<bool(const std::string&)>& isWriteBehind);
 
   // Resolves when every change captured so far is stored; rejects with a "shoal:store-failed:"
   // failure when the store refused them. Changes of concurrent callers share one group commit.
@@ -39,12 +48,14 @@ class MapPersistence {
   bool hasPending() const { return !pending_.empty(); }
   // Read-through: the stored value of `key` (nullopt when absent); rejects like commit() when the
   // store fails.
+  // A write-behind map's key is read from its queue first (a write not stored yet).
   kj::Promise<std::optional<persistence::StoredValue>> load(const std::string& map, uint32_t partition,
-                                                            const std::string& key);
+                                                            const std::string& key, bool behind);
 
-  // Set after a failed commit until a probe write succeeds: writes to persistent maps are refused
-  // up front (so memory does not run ahead of the store), with this message.
-  const std::optional<std::string>& failure() const { return failure_; }
+  // Set after a failed commit until a probe write succeeds: writes to persistent maps of that kind
+  // (write-through: the store; write-behind: the queue's data-dir) are refused up front, so memory
+  // does not run ahead of what is durable, with this message.
+  const std::optional<std::string>& failure(bool behind) const { return behind ? queueFailure_ : failure_; }
 
  private:
   struct OwnedWrite {
@@ -53,23 +64,34 @@ class MapPersistence {
     std::string key;
     std::optional<std::string> value;
     persistence::StoredMeta meta;
+    bool behind;  // for the map's write-behind queue, not the store
   };
   struct Group {
     std::vector<OwnedWrite> writes;
     std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiters;
   };
+  struct Outcome {
+    std::optional<persistence::StoreError> store;  // write-through part failed
+    std::optional<persistence::StoreError> queue;  // write-behind part failed
+  };
   void startFlush();
-  void finishFlush(std::optional<persistence::StoreError> error);
-  kj::Promise<void> probeLoop();
+  void finishFlush(Group& group, const Outcome& outcome);
+  void startProbe(bool behind);
+  kj::Promise<void> probeLoop(bool behind);
+  uint64_t restoreQueued(const std::function<MapRecords*(const std::string&)>& recordsOf,
+                         const std::function<bool(const std::string&)>& isWriteBehind);
 
   persistence::MapStore& store_;
+  WriteBehindMaps* behind_;
   boost::asio::thread_pool& pool_;
   kj::Timer& timer_;
   std::vector<OwnedWrite> pending_;  // captured, not yet handed to a group
   Group next_;                       // waiting for the flush in flight
   bool flushing_ = false;
-  std::optional<std::string> failure_;
+  std::optional<std::string> failure_;       // the store failed (write-through maps)
+  std::optional<std::string> queueFailure_;  // the write-behind queue failed (write-behind maps)
   bool probing_ = false;
+  bool probingQueue_ = false;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;

@@ -7,6 +7,7 @@ namespace shoal::node {
 namespace {
 
 constexpr size_t MAX_MAP_NAME_BYTES = 256;
+constexpr size_t MAX_QUEUE_NAME_BYTES = 255;  // a write-behind queue is named after its map
 
 std::string_view viewOf(capnp::Data::Reader d) {
   return {reinterpret_cast<const char*>(d.begin()), d.size()};
@@ -91,11 +92,11 @@ MapConfig MapService::configFor(const std::string& name) const {
   return c;
 }
 
-bool MapService::isPersistent(const std::string& name) const {
-  if (persistence_ == nullptr) return false;
+MapPersistenceMode MapService::modeOf(const std::string& name) const {
+  if (persistence_ == nullptr) return MapPersistenceMode::NONE;
   auto it = options_.maps.find(name);
   const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
-  return o.persistence == MapPersistenceMode::WRITE_THROUGH;
+  return o.persistence;
 }
 
 kj::Promise<void> MapService::commit() {
@@ -126,7 +127,8 @@ kj::Promise<void> MapService::loadFor(wire::MapOp::Reader op) {
   std::string name(op.getMap().cStr(), op.getMap().size());
   std::string key(viewOf(op.getKey()));
   auto p = partitioner_.partitionOf(key);
-  return persistence_->load(name, p, key)
+  bool behind = modeOf(name) == MapPersistenceMode::WRITE_BEHIND;
+  return persistence_->load(name, p, key, behind)
       .then([this, name, key, p](std::optional<persistence::StoredValue> stored) {
         if (!stored) return;
         auto& map = records(name);
@@ -147,7 +149,9 @@ MapRecords& MapService::records(const std::string& name) {
   auto it = maps_.find(name);
   if (it != maps_.end()) return *it->second;
   auto map = std::make_unique<MapRecords>(name, configFor(name), partitioner_.partitionCount(), clock_);
-  if (isPersistent(name)) persistence_->attach(*map);
+  if (auto mode = modeOf(name); mode != MapPersistenceMode::NONE) {
+    persistence_->attach(*map, mode == MapPersistenceMode::WRITE_BEHIND);
+  }
   if (onNewMap_) onNewMap_(*map);
   auto& ref = *map;
   maps_.emplace(name, std::move(map));
@@ -266,12 +270,22 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       break;
     }
     default:
-      if (persistence_ != nullptr && persistence_->failure() && isPersistent(name)) {
-        // The store is failing: refuse before applying, so memory does not run ahead of it.
-        fail(result, wire::ErrorCode::STORE_FAILED,
-             "the backing store is failing (" + *persistence_->failure() + "); writes to persistent map '" +
-                 name + "' are refused until it works again");
-        return;
+      if (persistence_ != nullptr) {
+        auto mode = modeOf(name);
+        bool behind = mode == MapPersistenceMode::WRITE_BEHIND;
+        if (mode != MapPersistenceMode::NONE && persistence_->failure(behind)) {
+          // The store (or queue) is failing: refuse before applying, so memory does not run ahead.
+          fail(result, wire::ErrorCode::STORE_FAILED,
+               std::string(behind ? "the write-behind queue" : "the backing store") + " is failing (" +
+                   *persistence_->failure(behind) + "); writes to persistent map '" + name +
+                   "' are refused until it works again");
+          return;
+        }
+        if (behind && name.size() > MAX_QUEUE_NAME_BYTES) {
+          fail(result, wire::ErrorCode::INVALID_ARGUMENT,
+               "write-behind map names are at most " + std::to_string(MAX_QUEUE_NAME_BYTES) + " bytes");
+          return;
+        }
       }
       applyWrite(records(name), p, op, result);
       if (result.isFailure()) {

@@ -61,7 +61,9 @@ class MapService {
 
   // Makes maps configured as persistent write through `persistence` (null: none). Call before use.
   void setPersistence(MapPersistence* persistence) { persistence_ = persistence; }
-  bool isPersistent(const std::string& name) const;
+  bool isPersistent(const std::string& name) const { return modeOf(name) != MapPersistenceMode::NONE; }
+  // How map `name` is persisted on this member (NONE when the member has no store).
+  MapPersistenceMode modeOf(const std::string& name) const;
   // Resolves when every change applied so far is durable (at once without persistence); rejects
   // with a "shoal:store-failed:" failure when the store refused them.
   kj::Promise<void> commit();

@@ -8,6 +8,7 @@
 #include "cluster/cluster.h"
 #include "map_service.h"
 #include "shoal/proto/shoal.capnp.h"
+#include "write_behind_driver.h"
 
 namespace shoal::node {
 
@@ -19,9 +20,10 @@ struct MemberIdentity {
 
 class MemberService final : public wire::Member::Server {
  public:
+  // `writeBehind` is null when the member has no data-dir (no map can be write-behind).
   MemberService(MapService& maps, cluster::Cluster& cluster, const MemberIdentity& identity,
-                const Clock& clock)
-      : maps_(maps), cluster_(cluster), identity_(identity), clock_(clock) {}
+                const Clock& clock, WriteBehindDriver* writeBehind)
+      : maps_(maps), cluster_(cluster), identity_(identity), clock_(clock), writeBehind_(writeBehind) {}
 
   kj::Promise<void> execute(ExecuteContext context) override;
   kj::Promise<void> scan(ScanContext context) override;
@@ -30,6 +32,10 @@ class MemberService final : public wire::Member::Server {
   kj::Promise<void> listMaps(ListMapsContext context) override;
   kj::Promise<void> cluster(ClusterContext context) override;
   kj::Promise<void> peer(PeerContext context) override;
+  // Write-behind administration (member_write_behind.cpp).
+  kj::Promise<void> flushWriteBehind(FlushWriteBehindContext context) override;
+  kj::Promise<void> listDeadLetters(ListDeadLettersContext context) override;
+  kj::Promise<void> replayDeadLetters(ReplayDeadLettersContext context) override;
 
  private:
   struct Routing;
@@ -48,6 +54,7 @@ class MemberService final : public wire::Member::Server {
   cluster::Cluster& cluster_;
   const MemberIdentity& identity_;
   const Clock& clock_;
+  WriteBehindDriver* writeBehind_;
 };
 
 }  // namespace shoal::node

@@ -20,9 +20,22 @@ bool validHostPort(const std::string& address) {
   return std::stoul(port) <= 65535;
 }
 
-void validateMap(const MapOptions& m, const std::string& prefix) {
+void validateMap(const MapOptions& m, const std::string& prefix, const NodeOptions& node) {
   require(m.defaultTtlMs >= 0, prefix + ".default-ttl", "must be >= 0");
   require(m.defaultMaxIdleMs >= 0, prefix + ".default-max-idle", "must be >= 0");
+  if (m.persistence != MapPersistenceMode::WRITE_BEHIND) return;
+  // The durable queue is a RocksDB column family in data-dir, whatever store the map is written to.
+  require(!node.dataDir.empty(), prefix + ".persistence",
+          node.store ? "write-behind needs data-dir for its durable queue (the embedder's store "
+                       "receives the writes; data-dir holds only the queue)"
+                     : "write-behind needs data-dir (the durable queue and the store live there)");
+  require(m.writeDelayMs >= 0, prefix + ".write-delay", "must be >= 0");
+  require(m.writeBatchSize >= 1 && m.writeBatchSize <= 100'000, prefix + ".write-batch-size",
+          "must be 1..100000");
+  require(m.writeMaxAttempts >= 1, prefix + ".write-max-attempts", "must be >= 1");
+  require(m.writeRetryBackoffMs >= 1, prefix + ".write-retry-backoff", "must be >= 1 ms");
+  require(m.writeMaxRetryBackoffMs >= m.writeRetryBackoffMs, prefix + ".write-max-retry-backoff",
+          "must be >= write-retry-backoff");
 }
 
 }  // namespace
@@ -66,10 +79,13 @@ void NodeOptions::validate() const {
   require(limits.listenerBufferEvents >= 1, "limits.listener-buffer-events", "must be >= 1");
   require(expirySweepIntervalMs >= 1 && expirySweepIntervalMs <= 60'000, "expiry-sweep-interval",
           "must be 1..60000 ms");
-  validateMap(defaultMap, "map-defaults");
+  validateMap(defaultMap, "map-defaults", *this);
   for (auto& [mapName, m] : maps) {
     require(!mapName.empty(), "maps", "a map name is empty");
-    validateMap(m, "maps." + mapName);
+    // Queue names are at most 255 bytes (the queue's log key format).
+    require(m.persistence != MapPersistenceMode::WRITE_BEHIND || mapName.size() <= 255,
+            "maps." + mapName + ".persistence", "write-behind map names are at most 255 bytes");
+    validateMap(m, "maps." + mapName, *this);
   }
 }
 

@@ -22,6 +22,8 @@
 #include "resp/resp_server.h"
 #include "shoal/error.h"
 #include "shoal/persistence/rocksdb_store.h"
+#include "write_behind_driver.h"
+#include "write_behind_maps.h"
 
 namespace shoal::node {
 namespace {
@@ -152,19 +154,31 @@ kj::Promise<void> sweepLoop(kj::Timer& timer, MapService& maps, uint32_t interva
   });
 }
 
-// Opens the member's backing store: the embedder's own, or RocksDB in data-dir, or none.
-std::shared_ptr<persistence::MapStore> openStore(const NodeOptions& options) {
-  if (options.store) return options.store;
-  if (options.dataDir.empty()) return nullptr;
-  persistence::RocksDbStoreOptions o;
-  o.path = options.dataDir;
-  o.partitionCount = options.partitionCount;
-  auto store = persistence::RocksDbStore::open(o);
-  if (!store) {
-    throw Error(ErrorCode::UNAVAILABLE,
-                "cannot use data-dir '" + options.dataDir + "': " + store.error().toString());
+constexpr int64_t STOP_DRAIN_TIMEOUT_MS = 5000;  // write-behind flushing at a graceful stop
+
+// The member's backing store (the embedder's own, or RocksDB in data-dir, or none) and the
+// RocksDB store in data-dir that holds the write-behind queues (none without a data-dir).
+struct MemberStores {
+  std::shared_ptr<persistence::RocksDbStore> dataDir;
+  std::shared_ptr<persistence::MapStore> target;
+};
+
+MemberStores openStores(const NodeOptions& options) {
+  MemberStores stores;
+  if (!options.dataDir.empty()) {
+    persistence::RocksDbStoreOptions o;
+    o.path = options.dataDir;
+    o.partitionCount = options.partitionCount;
+    auto store = persistence::RocksDbStore::open(o);
+    if (!store) {
+      throw Error(ErrorCode::UNAVAILABLE,
+                  "cannot use data-dir '" + options.dataDir + "': " + store.error().toString());
+    }
+    stores.dataDir = std::shared_ptr<persistence::RocksDbStore>(std::move(store).value().release());
   }
-  return std::shared_ptr<persistence::MapStore>(std::move(store).value().release());
+  // With an embedder's store, data-dir (if any) holds only the write-behind queues.
+  stores.target = options.store ? options.store : stores.dataDir;
+  return stores;
 }
 
 std::string hostOf(const std::string& address) {
@@ -211,25 +225,40 @@ void Runtime::shardMain() {
                   [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   MemberIdentity identity{options_.name, "", clock.nowMs()};
 
-  // Persistence: store calls run on the blocking-work pool, never on this loop; the pool is
-  // joined before the store goes.
-  auto store = openStore(options_);
+  // Persistence: store and queue calls run on the blocking-work pool, never on this loop; the
+  // pool is joined before the queues and stores go (the queues before their store).
+  auto stores = openStores(options_);
+  std::unique_ptr<WriteBehindMaps> writeBehindMaps;
+  if (stores.dataDir) {
+    writeBehindMaps = std::make_unique<WriteBehindMaps>(*stores.dataDir, *stores.target, options_);
+  }
   boost::asio::thread_pool blockingPool(2);
   KJ_DEFER(blockingPool.join());
   std::unique_ptr<MapPersistence> persistence;
-  if (store) {
-    persistence = std::make_unique<MapPersistence>(*store, blockingPool, io.provider->getTimer());
+  std::unique_ptr<WriteBehindDriver> writeBehind;
+  if (stores.target) {
+    persistence = std::make_unique<MapPersistence>(*stores.target, writeBehindMaps.get(), blockingPool,
+                                                   io.provider->getTimer());
     maps.setPersistence(persistence.get());
+    auto isWriteBehind = [&maps](const std::string& name) {
+      return maps.modeOf(name) == MapPersistenceMode::WRITE_BEHIND;
+    };
     auto started = std::chrono::steady_clock::now();
-    auto restored = persistence->restoreAll(options_.partitionCount, [&maps](const std::string& name) {
-      return maps.isPersistent(name) ? &maps.records(name) : nullptr;
-    });
+    auto restored = persistence->restoreAll(
+        options_.partitionCount,
+        [&maps](const std::string& name) { return maps.isPersistent(name) ? &maps.records(name) : nullptr; },
+        isWriteBehind);
     auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     memberLog().info(
         "restored {} entries from {} in {} ms", restored,
         options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
         ms.count());
+    if (writeBehindMaps) {
+      writeBehind = std::make_unique<WriteBehindDriver>(*writeBehindMaps, blockingPool,
+                                                        io.provider->getTimer(), isWriteBehind);
+      writeBehind->start();
+    }
   }
 
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
@@ -280,7 +309,8 @@ void Runtime::shardMain() {
 
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
-  capnp::Capability::Client bootstrap = kj::heap<MemberService>(maps, cluster, identity, clock);
+  capnp::Capability::Client bootstrap =
+      kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get());
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
@@ -333,6 +363,8 @@ void Runtime::shardMain() {
   respServer = nullptr;
   maps.closeListeners("member '" + options_.name + "' is stopping");
   io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+  // Write-behind: store what is queued (bounded; the rest stays durably queued for the next start).
+  if (writeBehind) writeBehind->drain(STOP_DRAIN_TIMEOUT_MS).wait(io.waitScope);
   {
     std::lock_guard<std::mutex> lock(lifecycleMutex_);
     maps_ = nullptr;

@@ -120,6 +120,31 @@ StoreResult<std::vector<PendingWrite>> WriteBehindQueue::pendingWrites(uint32_t 
   return out;
 }
 
+std::vector<PendingWrite> WriteBehindQueue::pendingWrites() const {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  std::vector<PendingWrite> out;
+  out.reserve(s.entries.size());
+  for (const auto& [due, entryKey] : s.byDue) {
+    const PendingEntry& e = s.entries.at(entryKey);
+    out.push_back({e.map, e.partition, e.key, e.value, e.meta});
+  }
+  return out;
+}
+
+StoreResult<std::optional<PendingWrite>> WriteBehindQueue::pendingWrite(std::string_view map,
+                                                                        uint32_t partition,
+                                                                        std::string_view key) const {
+  State& s = *state_;
+  if (auto invalid = s.log.checkTarget(map, partition)) return *invalid;
+  std::string entryKey = codec::storeKey(partition, map, key);
+  std::lock_guard lock(s.mutex);
+  auto found = s.entries.find(entryKey);
+  if (found == s.entries.end()) return std::optional<PendingWrite>();
+  const PendingEntry& e = found->second;
+  return std::optional<PendingWrite>(PendingWrite{e.map, e.partition, e.key, e.value, e.meta});
+}
+
 StoreResult<uint64_t> WriteBehindQueue::discardPartition(uint32_t partition) {
   State& s = *state_;
   if (auto invalid = s.log.checkTarget("-", partition)) return *invalid;

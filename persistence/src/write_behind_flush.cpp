@@ -26,23 +26,32 @@ int64_t WriteBehindQueue::State::minBackoffPendingMs() const {
   return wait;
 }
 
-std::vector<std::string> WriteBehindQueue::State::dueKeys(int64_t nowMs, bool everything) const {
+std::vector<std::string> WriteBehindQueue::State::dueKeys(int64_t nowMs, Pick pick) const {
   std::lock_guard lock(mutex);
   std::vector<std::string> keys;
-  if (everything) {
+  if (pick == Pick::EVERYTHING) {
     for (const auto& [due, entryKey] : byDue) keys.push_back(entryKey);
     return keys;
   }
-  // Entries still in their first delay may go early, but only as whole batches.
-  uint64_t waiting = 0;
-  for (const auto& [entryKey, entry] : entries) waiting += entry.dueMs > nowMs && entry.attempts == 0;
+  if (pick == Pick::SKIP_DELAY) {
+    for (const auto& [due, entryKey] : byDue) {
+      if (due.first <= nowMs || entries.at(entryKey).attempts == 0) keys.push_back(entryKey);
+    }
+    return keys;
+  }
+  // Entries still in their first delay may go early, but only as whole batches. Counted without
+  // visiting them: the queue may hold millions and this runs every tick.
+  auto it = byDue.begin();
+  uint64_t dueFresh = 0;  // due entries not backing off
+  for (; it != byDue.end() && it->first.first <= nowMs; ++it) {
+    keys.push_back(it->second);
+    dueFresh += entries.at(it->second).attempts == 0;
+  }
+  uint64_t waiting = entries.size() - retrying - dueFresh;
   uint64_t early = waiting / options.batchSize * options.batchSize;
-  for (const auto& [due, entryKey] : byDue) {
-    const PendingEntry& entry = entries.at(entryKey);
-    if (entry.dueMs <= nowMs) {
-      keys.push_back(entryKey);
-    } else if (early > 0 && entry.attempts == 0) {
-      keys.push_back(entryKey);
+  for (; it != byDue.end() && early > 0; ++it) {
+    if (entries.at(it->second).attempts == 0) {
+      keys.push_back(it->second);
       --early;
     }
   }
@@ -103,14 +112,14 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
         if (db) cleanup.Delete(db->queue, pendingPrefix + item.entryKey);
         remove(item.entryKey);
       } else if (found != entries.end()) {
-        found->second.attempts = 0;  // a newer write is pending; the key itself is writable
+        setAttempts(found->second, 0);  // a newer write is pending; the key itself is writable
       }
       if (deadKeys.erase(item.entryKey) > 0) obsoleteDead.insert(item.entryKey);  // older than the target's
       continue;
     }
     if (!same) continue;  // a newer write of the key replaced this one; it will be tried
     PendingEntry& entry = found->second;
-    ++entry.attempts;
+    setAttempts(entry, entry.attempts + 1);
     if (entry.attempts < options.maxAttempts || !db) {
       ++report.failedAttempts;
       reschedule(item.entryKey, entry, now + backoffMs(entry.attempts));
@@ -178,7 +187,15 @@ StoreResult<void> WriteBehindQueue::State::flushKeys(const std::vector<std::stri
 StoreResult<FlushReport> WriteBehindQueue::flushDue() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
-  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), false), report);
+  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::DUE), report);
+  if (!flushed) return flushed.error();
+  return report;
+}
+
+StoreResult<FlushReport> WriteBehindQueue::flushNow() {
+  std::lock_guard flushing(state_->flushMutex);
+  FlushReport report;
+  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::SKIP_DELAY), report);
   if (!flushed) return flushed.error();
   return report;
 }
@@ -187,7 +204,7 @@ StoreResult<FlushReport> WriteBehindQueue::flush() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
   while (true) {
-    std::vector<std::string> keys = state_->dueKeys(state_->clock(), true);
+    std::vector<std::string> keys = state_->dueKeys(state_->clock(), State::Pick::EVERYTHING);
     if (keys.empty()) return report;
     auto flushed = state_->flushKeys(keys, report);
     if (!flushed) return flushed.error();

@@ -4,6 +4,7 @@
 #include <rocksdb/iterator.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "key_codec.h"
@@ -85,15 +86,23 @@ StoreResult<void> WriteBehindQueue::State::recover() {
 }
 
 void WriteBehindQueue::State::insert(const std::string& entryKey, PendingEntry entry) {
+  remove(entryKey);  // keeps byDue and `retrying` in step with `entries`
   byDue.emplace(std::make_pair(entry.dueMs, entry.seq), entryKey);
-  entries.insert_or_assign(entryKey, std::move(entry));
+  retrying += entry.attempts > 0;
+  entries.emplace(entryKey, std::move(entry));
 }
 
 void WriteBehindQueue::State::remove(const std::string& entryKey) {
   auto found = entries.find(entryKey);
   if (found == entries.end()) return;
   byDue.erase({found->second.dueMs, found->second.seq});
+  retrying -= found->second.attempts > 0;
   entries.erase(found);
+}
+
+void WriteBehindQueue::State::setAttempts(PendingEntry& entry, uint32_t attempts) {
+  retrying += (attempts > 0 ? 1 : 0) - (entry.attempts > 0 ? 1 : 0);
+  entry.attempts = attempts;
 }
 
 void WriteBehindQueue::State::reschedule(const std::string& entryKey, PendingEntry& entry, int64_t dueMs) {
@@ -214,6 +223,29 @@ uint64_t WriteBehindQueue::deadLetterCount() const {
 
 const WriteBehindOptions& WriteBehindQueue::options() const {
   return state_->options;
+}
+
+StoreResult<std::vector<std::string>> WriteBehindQueue::queueNames(RocksDbStore& log) {
+  auto db = log.impl_->access();
+  if (!db) return db.error();
+  std::vector<std::string> names;
+  std::unique_ptr<rocksdb::Iterator> it(db->db->NewIterator(rocksdb::ReadOptions(), db->queue));
+  // Log keys start with `length u8 | name`: one seek per queue, past all of its records.
+  for (it->SeekToFirst(); it->Valid();) {
+    std::string_view k = it->key().ToStringView();
+    size_t length = static_cast<uint8_t>(k[0]);
+    if (k.size() < 1 + length) {
+      return StoreError{StoreErrorCode::CORRUPTION,
+                        "undecodable write-behind log key in " + log.impl_->dbPath};
+    }
+    names.emplace_back(k.substr(1, length));
+    std::string next(k.substr(0, 1 + length));
+    next.push_back('\xff');
+    it->Seek(next);
+  }
+  if (!it->status().ok()) return log.impl_->failure(it->status(), "list write-behind queues");
+  std::sort(names.begin(), names.end());  // the log orders them by length first
+  return names;
 }
 
 }  // namespace shoal::persistence

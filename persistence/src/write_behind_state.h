@@ -53,14 +53,20 @@ struct WriteBehindQueue::State {
   // their records are deleted by the next flush that can write, and are invisible meanwhile.
   std::set<std::string> obsoleteDead;
   uint64_t lastSeq = 0;
+  uint64_t retrying = 0;  // entries with attempts > 0 (backing off after a failure)
 
   State(RocksDbStore::Impl& log, MapStore& target, WriteBehindOptions options, NowMs clock);
   ~State();
 
   StoreResult<void> recover();
   StoreResult<std::vector<EnqueueOutcome>> enqueueMany(std::span<const StoreWrite> writes);
-  // Entry keys to write now: due ones, plus whole batches of the oldest waiting ones.
-  std::vector<std::string> dueKeys(int64_t nowMs, bool everything) const;
+  enum class Pick {
+    DUE,         // due ones, plus whole batches of the oldest still in their first delay
+    SKIP_DELAY,  // every entry not waiting out a backoff
+    EVERYTHING,  // every pending entry
+  };
+  // Entry keys to write now.
+  std::vector<std::string> dueKeys(int64_t nowMs, Pick pick) const;
   StoreResult<void> flushKeys(const std::vector<std::string>& keys, FlushReport& report);
   StoreResult<void> flushBatch(std::vector<FlushItem>& items, FlushReport& report);
   void writeToTarget(std::vector<FlushItem>& items);
@@ -71,6 +77,7 @@ struct WriteBehindQueue::State {
   void insert(const std::string& entryKey, PendingEntry entry);
   void remove(const std::string& entryKey);
   void reschedule(const std::string& entryKey, PendingEntry& entry, int64_t dueMs);
+  void setAttempts(PendingEntry& entry, uint32_t attempts);
   wblog::LogRecord recordOf(const PendingEntry& entry) const;
 };
 

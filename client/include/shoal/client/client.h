@@ -56,6 +56,34 @@ struct ClusterInfo {
   uint32_t migrating = 0;                 // replicas still being filled; 0 when the table is settled
 };
 
+// Write-behind administration (maps with persistence = "write-behind" on the member).
+struct WriteBehindKeyFailure {
+  std::string key;
+  uint32_t attempts = 0;
+  std::string error;  // the store's last error
+};
+
+struct WriteBehindFlushReport {
+  uint64_t written = 0;                       // writes the store took during the flush
+  std::vector<WriteBehindKeyFailure> failed;  // writes that became dead letters during the flush
+  uint64_t deadLetters = 0;                   // dead letters of the map afterwards (older included)
+};
+
+struct DeadLetter {
+  std::string key;
+  std::optional<std::string> value;  // nullopt: the failed write was a removal
+  uint64_t version = 0;
+  int64_t expirationTimeMs = 0;  // 0: never
+  uint32_t attempts = 0;
+  std::string error;  // the store's last error
+  int64_t deadAtMs = 0;
+};
+
+struct DeadLetterPage {
+  std::vector<DeadLetter> letters;  // in key order
+  uint64_t total = 0;               // dead letters of the map
+};
+
 struct ScanPage {
   std::vector<std::pair<std::string, std::string>> entries;  // key, value (empty without values)
   uint64_t cursor = 0;                                       // 0: iteration complete
@@ -147,6 +175,15 @@ class Client {
   MemberInfo ping();
   std::vector<MapInfo> maps();
   ClusterInfo cluster();
+
+  // Write-behind maps. Each throws INVALID_ARGUMENT for a map that is not write-behind.
+  // Stores every queued write of `map` now and returns once its queue is empty (failed writes are
+  // retried after their backoff until they are stored or become dead letters). With writes still
+  // coming in the queue may never be empty: stop writers first. timeout 0: the requestTimeout.
+  WriteBehindFlushReport flushWriteBehind(std::string_view map, std::chrono::milliseconds timeout = {});
+  DeadLetterPage deadLetters(std::string_view map, uint32_t limit = 1000);
+  // Re-queues every dead letter of `map`; returns how many.
+  uint64_t replayDeadLetters(std::string_view map);
   // Fails queued operations with UNAVAILABLE and stops the client's threads. Idempotent.
   void close();
 

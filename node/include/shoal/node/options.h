@@ -20,6 +20,7 @@ enum class Eviction { NONE, LRU, LFU };
 enum class MapPersistenceMode {
   NONE,           // memory only
   WRITE_THROUGH,  // every write is stored (fsynced) before it is acknowledged; restored at start
+  WRITE_BEHIND,   // acknowledged once in the durable queue (data-dir); stored later, in batches
 };
 
 struct MapOptions {
@@ -30,6 +31,12 @@ struct MapOptions {
   int64_t defaultMaxIdleMs = 0;       // max idle of writes that give none, ms; 0 = none
   // Used when the member has a store (data-dir or `store`); default: write-through.
   MapPersistenceMode persistence = MapPersistenceMode::WRITE_THROUGH;
+  // Write-behind only (persistence = WRITE_BEHIND; needs dataDir, where the queue lives):
+  int64_t writeDelayMs = 1000;             // a write is stored this long after it was queued, ms; >= 0
+  uint32_t writeBatchSize = 100;           // writes per store call; a full batch goes early; 1 .. 100000
+  uint32_t writeMaxAttempts = 5;           // failed stores of a write before it becomes a dead letter, >= 1
+  int64_t writeRetryBackoffMs = 500;       // wait after the first failure, doubled per failure, ms; >= 1
+  int64_t writeMaxRetryBackoffMs = 60000;  // cap of that wait, ms; >= writeRetryBackoffMs
 };
 
 struct Limits {

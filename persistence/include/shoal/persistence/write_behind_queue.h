@@ -95,6 +95,9 @@ class WriteBehindQueue {
   // Writes the entries that are due: delay elapsed, backoff over, or a full batch waiting.
   // An error means the log itself failed; the entries concerned stay pending.
   StoreResult<FlushReport> flushDue();
+  // Like flushDue(), but entries still in their first delay go too; failed entries still wait out
+  // their backoff. Does not sleep: an operator's flush calls it until pending() is 0.
+  StoreResult<FlushReport> flushNow();
   // Writes everything pending, retrying with backoff (sleeping) until each entry is stored or
   // dead-lettered. The caller stops enqueueing first (shutdown, graceful leave).
   StoreResult<FlushReport> flush();
@@ -114,9 +117,18 @@ class WriteBehindQueue {
   // The pending writes of one partition, and their removal once another member's queue has
   // taken the partition over (migration).
   StoreResult<std::vector<PendingWrite>> pendingWrites(uint32_t partition) const;
+  // Every pending write, oldest first (restart: memory shows what the store does not have yet).
+  std::vector<PendingWrite> pendingWrites() const;
+  // The pending write of one key, if any (read-through must prefer it to the store's older copy).
+  StoreResult<std::optional<PendingWrite>> pendingWrite(std::string_view map, uint32_t partition,
+                                                        std::string_view key) const;
   StoreResult<uint64_t> discardPartition(uint32_t partition);
 
   const WriteBehindOptions& options() const;
+
+  // Names of the queues that have records (pending writes or dead letters) in `log`, sorted;
+  // a restarted member opens these to finish what they hold.
+  static StoreResult<std::vector<std::string>> queueNames(RocksDbStore& log);
 
  private:
   struct State;
