@@ -48,6 +48,14 @@ struct DedupeRecord {
   result @3 :Data;           # a flat Cap'n Proto message whose root is shoal.capnp's OpResult
 }
 
+struct PartitionWrites {
+  partition @0 :UInt32;
+  seq @1 :UInt64;           # grows by one per part sent for this partition to this backup
+  beginFill @2 :Bool;       # drop what you hold of this partition first (a copy follows)
+  changes @3 :List(Change);
+  dedupe @4 :List(DedupeRecord);
+}
+
 enum ReplicateStatus {
   applied @0;
   stale @1;   # the receiver knows a newer table in which the sender is not the primary
@@ -65,10 +73,10 @@ interface Peer {
   publish @2 (view :ClusterView);
   # The coordinator's new view; members ignore versions older than theirs.
 
-  replicate @3 (partition :UInt32, epoch :UInt64, seq :UInt64, from :UInt64, beginFill :Bool,
-                changes :List(Change), dedupe :List(DedupeRecord)) -> (status :ReplicateStatus);
-  # Writes of one partition in the primary's order. beginFill: drop what you hold of this partition
-  # first (a copy follows in later calls). seq grows by one per call per partition.
+  replicate @3 (epoch :UInt64, from :UInt64, parts :List(PartitionWrites))
+             -> (statuses :List(ReplicateStatus));
+  # Writes of several partitions in the primary's order, one status per part. One call per
+  # backup carries every partition the primary wrote in a turn of its loop.
 
   filled @4 (partition :UInt32, member :UInt64, primary :UInt64);
   # To the coordinator: `member` now holds a full copy of `partition`.

@@ -30,12 +30,18 @@ PeerLinks::~PeerLinks() = default;
 PeerLinks::Link& PeerLinks::linkTo(const std::string& address) {
   auto it = links_.find(address);
   if (it != links_.end()) return *it->second;
-  auto link = kj::heap<Link>();
-  auto* raw = link.get();
+  auto link = std::make_shared<Link>();
+  std::weak_ptr<Link> weak = link;
   auto options = readerOptions_;
+  // Capabilities handed out keep the connect promise alive after the link may have been dropped:
+  // the continuation then finds the link gone (weak) and fails instead of touching it.
   auto bootstrap = network_.parseAddress(address)
                        .then([](kj::Own<kj::NetworkAddress> a) { return a->connect().attach(kj::mv(a)); })
-                       .then([raw, options](kj::Own<kj::AsyncIoStream> stream) -> capnp::Capability::Client {
+                       .then([weak, options](kj::Own<kj::AsyncIoStream> stream) -> capnp::Capability::Client {
+                         auto raw = weak.lock();
+                         if (!raw) {
+                           return KJ_EXCEPTION(DISCONNECTED, "the connection to this member was dropped");
+                         }
                          raw->stream = kj::mv(stream);
                          raw->network = kj::heap<capnp::TwoPartyVatNetwork>(
                              *raw->stream, capnp::rpc::twoparty::Side::CLIENT, options);
@@ -71,7 +77,7 @@ wire::Peer::Client PeerLinks::peer(const std::string& address) {
 void PeerLinks::drop(const std::string& address) {
   auto it = links_.find(address);
   if (it == links_.end()) return;
-  retired_->add(kj::evalLater([link = kj::mv(it->second)]() {}));
+  retired_->add(kj::evalLater([link = std::move(it->second)]() {}));
   links_.erase(it);
 }
 

@@ -91,14 +91,10 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicateSoon() {
 }
 
 void Replication::flushSoon() {
-  // Changes not sent by a caller that waits for them (expiry sweeps, embedded writes) go out on
-  // the next turn of the loop.
-  if (flushScheduled_) return;
-  flushScheduled_ = true;
-  tasks_->add(kj::evalLater([this]() {
-    flushScheduled_ = false;
-    if (!pending_.empty()) tasks_->add(replicate().ignoreResult());
-  }));
+  // Changes not sent by a caller that waits for them (expiry sweeps, embedded writes) go out with
+  // the next shared flush, the same one a waiting caller joins (so no caller is answered before
+  // its own changes reached the backups).
+  if (nextFlush_ == nullptr) tasks_->add(replicateSoon().ignoreResult());
 }
 
 void Replication::writeChanges(capnp::List<wire::Change>::Builder out,
@@ -117,15 +113,26 @@ void Replication::writeChanges(capnp::List<wire::Change>::Builder out,
   }
 }
 
+void Replication::writeResults(capnp::List<wire::DedupeRecord>::Builder out,
+                               const std::vector<OwnedResult>& results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto& r = results[i];
+    out[i].setClientId(r.clientId);
+    out[i].setRequestId(r.requestId);
+    out[i].setLowestPending(r.lowestPending);
+    out[i].setResult(r.result.asBytes());
+  }
+}
+
 kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
   auto pending = std::move(pending_);
   pending_.clear();
   auto& view = membership_.view();
   auto self = membership_.selfId();
   auto timeout = 2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS;
-  kj::Vector<kj::Promise<kj::Maybe<partition::PartitionId>>> waits;
+  // Which partitions go to which backup: one call per backup carries them all.
+  std::map<MemberId, std::vector<partition::PartitionId>> byBackup;
   for (auto& [p, outgoing] : pending) {
-    auto& changes = outgoing.changes;
     if (p >= view.table.partitions.size()) continue;
     auto& r = view.table.partitions[p];
     for (auto m : r.replicas) {
@@ -136,63 +143,59 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
         auto it = fills_.find({p, m});
         if (it == fills_.end() || !it->second.begun) continue;
       }
-      auto* address = membership_.addressOf(m);
-      if (!address) continue;
-      auto request = links_.peer(*address).replicateRequest();
-      request.setPartition(p);
-      request.setEpoch(view.version);
-      request.setSeq(++nextSeq_[{p, m}]);
-      request.setFrom(self);
-      writeChanges(request.initChanges(changes.size()), changes);
-      auto results = request.initDedupe(outgoing.results.size());
-      for (size_t i = 0; i < outgoing.results.size(); ++i) {
-        auto& r = outgoing.results[i];
-        results[i].setClientId(r.clientId);
-        results[i].setRequestId(r.requestId);
-        results[i].setLowestPending(r.lowestPending);
-        results[i].setResult(r.result.asBytes());
-      }
-      auto part = p;
-      auto member = m;
-      std::string to = *address;
-      waits.add(timer_.timeoutAfter(timeout, request.send())
-                    .then(
-                        [this, part, member](capnp::Response<wire::Peer::ReplicateResults>&& response)
-                            -> kj::Maybe<partition::PartitionId> {
-                          switch (response.getStatus()) {
-                            case wire::ReplicateStatus::APPLIED:
-                              return nullptr;
-                            case wire::ReplicateStatus::STALE:
-                              return part;
-                            case wire::ReplicateStatus::GAP:
-                              // It missed writes: send it a fresh copy.
-                              memberLog().info("backup {:x} of partition {} missed writes: copying it again",
-                                               member, part);
-                              {
-                                auto& fill = fills_[{part, member}];
-                                if (fill.state != Fill::State::RUNNING) fill = Fill{};
-                              }
-                              startQueuedFills();
-                              return nullptr;
-                          }
-                          return nullptr;
-                        },
-                        [this, to, part](kj::Exception&& e) -> kj::Maybe<partition::PartitionId> {
-                          // A dead or wedged backup does not hold the write up for longer than the
-                          // timeout; the failure detector replaces it.
-                          memberLog().warn("backup at {} did not take writes of partition {}: {}", to, part,
-                                           e.getDescription().cStr());
-                          links_.drop(to);
-                          return nullptr;
-                        }));
+      byBackup[m].push_back(p);
     }
   }
+  kj::Vector<kj::Promise<std::vector<partition::PartitionId>>> waits;
+  for (auto& [member, partitions] : byBackup) {
+    auto* address = membership_.addressOf(member);
+    if (!address) continue;
+    auto request = links_.peer(*address).replicateRequest();
+    request.setEpoch(view.version);
+    request.setFrom(self);
+    auto parts = request.initParts(partitions.size());
+    for (size_t i = 0; i < partitions.size(); ++i) {
+      auto p = partitions[i];
+      auto& outgoing = pending[p];
+      parts[i].setPartition(p);
+      parts[i].setSeq(++nextSeq_[{p, member}]);
+      writeChanges(parts[i].initChanges(outgoing.changes.size()), outgoing.changes);
+      writeResults(parts[i].initDedupe(outgoing.results.size()), outgoing.results);
+    }
+    std::string to = *address;
+    waits.add(timer_.timeoutAfter(timeout, request.send())
+                  .then(
+                      [this, member, partitions](capnp::Response<wire::Peer::ReplicateResults>&& response) {
+                        std::vector<partition::PartitionId> stale;
+                        auto statuses = response.getStatuses();
+                        for (size_t i = 0; i < partitions.size() && i < statuses.size(); ++i) {
+                          auto p = partitions[i];
+                          if (statuses[i] == wire::ReplicateStatus::STALE) {
+                            stale.push_back(p);
+                          } else if (statuses[i] == wire::ReplicateStatus::GAP) {
+                            // It missed writes: send it a fresh copy.
+                            memberLog().info("backup {:x} of partition {} missed writes: copying it again",
+                                             member, p);
+                            auto& fill = fills_[{p, member}];
+                            if (fill.state != Fill::State::RUNNING) fill = Fill{};
+                          }
+                        }
+                        startQueuedFills();
+                        return stale;
+                      },
+                      [this, to](kj::Exception&& e) {
+                        // A dead or wedged backup does not hold the writes up for longer than the
+                        // timeout; the failure detector replaces it.
+                        memberLog().warn("backup at {} did not take writes: {}", to,
+                                         e.getDescription().cStr());
+                        links_.drop(to);
+                        return std::vector<partition::PartitionId>{};
+                      }));
+  }
   return kj::joinPromises(waits.releaseAsArray())
-      .then([](kj::Array<kj::Maybe<partition::PartitionId>> results) {
+      .then([](kj::Array<std::vector<partition::PartitionId>> results) {
         std::set<partition::PartitionId> stale;
-        for (auto& r : results) {
-          KJ_IF_MAYBE (p, r) stale.insert(*p);
-        }
+        for (auto& r : results) stale.insert(r.begin(), r.end());
         return stale;
       });
 }
@@ -200,37 +203,40 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
 kj::Promise<void> Replication::onReplicate(
     capnp::CallContext<wire::Peer::ReplicateParams, wire::Peer::ReplicateResults> context) {
   auto params = context.getParams();
-  auto p = params.getPartition();
+  auto parts = params.getParts();
+  auto statuses = context.getResults().initStatuses(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i)
+    statuses.set(i, applyPart(params.getEpoch(), params.getFrom(), parts[i]));
+  if (!maps_.hasPendingChanges()) return kj::READY_NOW;
+  // Persistent maps: the backup's copy is stored before it answers.
+  return maps_.commit();
+}
+
+wire::ReplicateStatus Replication::applyPart(uint64_t epoch, MemberId from,
+                                             wire::PartitionWrites::Reader part) {
+  auto p = part.getPartition();
   auto& view = membership_.view();
-  if (p >= options_.partitionCount) {
-    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
-                         kj::str("shoal:invalid-argument: partition ", p, " out of range"));
-  }
-  auto from = params.getFrom();
-  if (params.getEpoch() < view.version && view.table.primaryOf(p) != from) {
-    context.getResults().setStatus(wire::ReplicateStatus::STALE);
-    return kj::READY_NOW;
-  }
+  if (p >= options_.partitionCount) return wire::ReplicateStatus::GAP;
+  if (epoch < view.version && view.table.primaryOf(p) != from) return wire::ReplicateStatus::STALE;
   auto& state = backups_[p];
-  auto seq = params.getSeq();
-  if (params.getBeginFill()) {
+  auto seq = part.getSeq();
+  if (part.getBeginFill()) {
     for (auto* map : maps_.allMaps()) const_cast<MapRecords*>(map)->dropPartition(p);
     state = BackupState{true, from, seq};
   } else if (!state.known) {
     state = BackupState{true, from, seq};
   } else if (state.from != from || seq != state.lastSeq + 1) {
-    context.getResults().setStatus(wire::ReplicateStatus::GAP);
-    return kj::READY_NOW;
+    return wire::ReplicateStatus::GAP;
   } else {
     state.lastSeq = seq;
   }
-  for (auto c : params.getChanges()) {
+  for (auto c : part.getChanges()) {
     std::string name = c.getMap();
     maps_.records(name).applyReplicated(RecordChange{
         c.getErase() ? RecordChange::Kind::ERASE : RecordChange::Kind::STORE, p, viewOf(c.getKey()),
         viewOf(c.getValue()), c.getVersion(), c.getExpirationTimeMs(), c.getTtlMs(), c.getMaxIdleMs()});
   }
-  for (auto d : params.getDedupe()) {
+  for (auto d : part.getDedupe()) {
     auto bytes = d.getResult();
     if (bytes.size() % sizeof(capnp::word) != 0) continue;
     auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
@@ -239,10 +245,7 @@ kj::Promise<void> Replication::onReplicate(
     maps_.rememberReplicated(d.getClientId(), d.getRequestId(), d.getLowestPending(),
                              reader.getRoot<wire::OpResult>());
   }
-  context.getResults().setStatus(wire::ReplicateStatus::APPLIED);
-  if (!maps_.hasPendingChanges()) return kj::READY_NOW;
-  // Persistent maps: the backup's copy is stored before it answers.
-  return maps_.commit();
+  return wire::ReplicateStatus::APPLIED;
 }
 
 void Replication::onView(const View& previous, const View& current) {
@@ -364,19 +367,21 @@ kj::Promise<void> Replication::fillStep(FillKey key) {
   bool last = fill.mapIndex >= fill.maps.size();
   auto& view = membership_.view();
   auto request = links_.peer(*address).replicateRequest();
-  request.setPartition(p);
   request.setEpoch(view.version);
-  request.setSeq(++nextSeq_[key]);
   request.setFrom(membership_.selfId());
-  request.setBeginFill(first);
-  writeChanges(request.initChanges(chunk.size()), chunk);
+  auto part = request.initParts(1)[0];
+  part.setPartition(p);
+  part.setSeq(++nextSeq_[key]);
+  part.setBeginFill(first);
+  writeChanges(part.initChanges(chunk.size()), chunk);
   fill.begun = true;
   std::string to = *address;
   return timer_.timeoutAfter(2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
       .then(
           [this, key, last,
            finish](capnp::Response<wire::Peer::ReplicateResults>&& response) -> kj::Promise<void> {
-            if (response.getStatus() != wire::ReplicateStatus::APPLIED) {
+            auto statuses = response.getStatuses();
+            if (statuses.size() != 1 || statuses[0] != wire::ReplicateStatus::APPLIED) {
               finish(false);  // refused: the next table or the retry loop decides
               return kj::READY_NOW;
             }

@@ -91,6 +91,9 @@ class Replication {
   void startQueuedFills();
   kj::Promise<void> fillStep(FillKey key);
   void writeChanges(capnp::List<wire::Change>::Builder out, const std::vector<OwnedChange>& changes);
+  void writeResults(capnp::List<wire::DedupeRecord>::Builder out, const std::vector<OwnedResult>& results);
+  // Applies one part on this backup; returns its status.
+  wire::ReplicateStatus applyPart(uint64_t epoch, MemberId from, wire::PartitionWrites::Reader part);
   bool stillFilling(const FillKey& key) const;
   bool replicated(partition::PartitionId p) const;  // primary here, with backups
 
@@ -103,8 +106,7 @@ class Replication {
   std::map<FillKey, uint64_t> nextSeq_;  // per partition and backup, on the primary
   std::map<FillKey, Fill> fills_;        // copies under way or queued, on the primary
   uint32_t running_ = 0;
-  std::map<partition::PartitionId, BackupState> backups_;  // on a backup
-  bool flushScheduled_ = false;
+  std::map<partition::PartitionId, BackupState> backups_;                     // on a backup
   kj::Maybe<kj::ForkedPromise<std::set<partition::PartitionId>>> nextFlush_;  // replicateSoon()'s shared call
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
