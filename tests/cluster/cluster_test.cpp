@@ -282,3 +282,26 @@ TEST_CASE("cluster: Redis clients reach every key through any member", "[cluster
   CHECK(redisCli(cluster.member(1), {"FLUSHDB"}) == "OK");
   CHECK(redisCli(cluster.member(2), {"DBSIZE"}) == "0");
 }
+
+TEST_CASE("cluster: partitions are assigned once initial-min-cluster-size members joined", "[cluster]") {
+  std::string config = "/tmp/shoal-min-size-" + std::to_string(getpid()) + ".toml";
+  {
+    FILE* f = fopen(config.c_str(), "w");
+    fputs("[cluster]\ninitial-min-cluster-size = 2\n", f);
+    fclose(f);
+  }
+  TestCluster cluster(1, {"--config", config});
+  auto client = cluster.client(1000ms);  // the refusal is retried until this deadline
+  try {
+    client->rawMap("m").set("k", "v");
+    FAIL("a write was served before the cluster reached its initial size");
+  } catch (const shoal::Error& e) {
+    CHECK(e.code() == shoal::ErrorCode::UNAVAILABLE);
+    CHECK_THAT(e.what(), Catch::Contains("initial-min-cluster-size (2)"));
+  }
+  cluster.addMember();
+  cluster.waitSettled(2);
+  std::remove(config.c_str());
+  client->rawMap("m").set("k", "v");
+  CHECK(cluster.clientOf(1)->rawMap("m").get("k") == std::optional<std::string>("v"));
+}
