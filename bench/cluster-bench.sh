@@ -12,7 +12,8 @@
 #      shoal-bench keeps a foreground load; time until the table settles (no replica filling), the
 #      data the newcomer received per second, and the foreground p99 / max latency meanwhile.
 # Environment: BUILD_DIR (default build), CALLERS (50), ROUNDS (3), SECONDS_PER_RUN (5),
-# FAILOVERS (3), ENTRIES (200000), VALUE_SIZE (1000). Needs jq. Stops every process it starts.
+# FAILOVERS (3), ENTRIES (200000), VALUE_SIZE (1000), SECTIONS ("1 2 3": which parts to run).
+# Needs jq. Stops every process it starts.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +25,8 @@ SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
 FAILOVERS="${FAILOVERS:-3}"
 ENTRIES="${ENTRIES:-200000}"
 VALUE_SIZE="${VALUE_SIZE:-1000}"
+SECTIONS="${SECTIONS:-1 2 3}"
+wanted() { [[ " $SECTIONS " == *" $1 "* ]]; }
 SHOALD="$BUILD_DIR/node/shoald"
 BENCH="$BUILD_DIR/bench/shoal-bench"
 CTL="$BUILD_DIR/client/shoalctl"
@@ -83,6 +86,7 @@ bench() {  # bench SERVERS [extra shoal-bench flags...]: prints the run's JSON p
   "$BENCH" --servers "$servers" --callers "$CALLERS" --json "$@" 2>/dev/null | jq -c '.phases[-1]'
 }
 
+if wanted 1; then
 echo "== 1. throughput: 3 members (backup-count 1) vs 1 member, $CALLERS callers, ${SECONDS_PER_RUN}s runs"
 one=() three=()
 for round in $(seq "$ROUNDS"); do
@@ -105,6 +109,9 @@ m1="$(printf '%s\n' "${one[@]}" | median)"
 m3="$(printf '%s\n' "${three[@]}" | median)"
 awk -v a="$m3" -v b="$m1" 'BEGIN { printf "median: 1 member %.0f ops/s, 3 members %.0f ops/s -> %.2fx (target >= 0.7x)\n", b, a, a / b }'
 
+fi
+
+if wanted 2; then
 echo "== 2. failover: kill -9 of a member under load, $FAILOVERS rounds"
 windows=()
 for round in $(seq "$FAILOVERS"); do
@@ -130,6 +137,9 @@ done
 printf 'unavailability window: median %.0f ms, worst %.0f ms (target <= 2000 ms)\n' \
   "$(printf '%s\n' "${windows[@]}" | median)" "$(printf '%s\n' "${windows[@]}" | sort -g | tail -1)"
 
+fi
+
+if wanted 3; then
 echo "== 3. migration: $ENTRIES entries of $VALUE_SIZE bytes, a third member joins under load"
 start m1
 first="$ADDRESS"
@@ -157,3 +167,4 @@ awk -v b="$bytes" -v n="$received" -v s="$started" -v e="$ended" -v p99="$(jq '.
     printf "foreground load meanwhile: p99 %.1f ms, max %.0f ms, %d errors\n", p99, max, errors
   }'
 stop_all
+fi

@@ -236,7 +236,8 @@ kj::Promise<void> MemberService::forwardTo(ExecuteContext context, const std::st
   return cluster_.timer()
       .timeoutAfter(timeout, request.send())
       .then(
-          [context, indices](capnp::Response<wire::Member::ExecuteResults>&& response) mutable {
+          [context,
+           indices](capnp::Response<wire::Member::ExecuteResults>&& response) mutable -> kj::Promise<void> {
             auto results = context.getResults().getResults();
             auto answers = response.getResults();
             for (size_t j = 0; j < indices.size(); ++j) {
@@ -246,16 +247,23 @@ kj::Promise<void> MemberService::forwardTo(ExecuteContext context, const std::st
                 failOp(results[indices[j]], wire::ErrorCode::INTERNAL, "member returned too few results");
               }
             }
+            return kj::READY_NOW;
           },
-          [this, context, indices, address](kj::Exception&& e) mutable {
+          [this, context, indices, address](kj::Exception&& e) mutable -> kj::Promise<void> {
             cluster_.links().drop(address);
-            auto results = context.getResults().getResults();
             std::string text = e.getDescription().cStr();
-            for (auto i : indices) {
-              failOp(results[i], wire::ErrorCode::UNAVAILABLE,
-                     "the owner of partition " + std::to_string(i) + " at " + address +
-                         " did not answer: " + text + "; retry");
-            }
+            // The owner is probably dead: answer once the cluster has moved on (a new view, or the
+            // failure timeout), so that the client's retry finds the new primary at once.
+            return cluster_.membership()
+                .nextView(cluster_.options().cluster.failureTimeoutMs * 3 / 2)
+                .then([context, indices, address, text]() mutable {
+                  auto results = context.getResults().getResults();
+                  for (auto i : indices) {
+                    failOp(
+                        results[i], wire::ErrorCode::UNAVAILABLE,
+                        "the member at " + address + " owning this key did not answer (" + text + "); retry");
+                  }
+                });
           });
 }
 

@@ -27,9 +27,26 @@ class OneOp {
   }
   wire::MapOp::Builder op() { return op_; }
 
+  // Through the member's own RPC face: in a cluster the operation goes to its key's owner and is
+  // acknowledged once replicated (and stored), exactly as a client's.
   wire::OpResult::Reader run(node::Runtime& runtime) {
-    auto result = resultMessage_.initRoot<wire::OpResult>();
-    runtime.runOnShard([&](node::MapService& maps) { maps.apply(op_.asReader(), 0, result, "embedded"); });
+    runtime.callOnShard([this](wire::Member::Client& member) {
+      auto request = member.executeRequest();
+      auto batch = request.initBatch();
+      batch.setTraceId("embedded");
+      batch.initOps(1).setWithCaveats(0, op_.asReader());
+      return request.send().then([this](capnp::Response<wire::Member::ExecuteResults>&& response) {
+        auto results = response.getResults();
+        if (results.size() == 1) {
+          resultMessage_.setRoot(results[0]);
+        } else {
+          auto f = resultMessage_.initRoot<wire::OpResult>().initFailure();
+          f.setCode(wire::ErrorCode::INTERNAL);
+          f.setMessage("the member returned no result");
+        }
+      });
+    });
+    auto result = resultMessage_.getRoot<wire::OpResult>();
     auto r = result.asReader();
     if (r.isFailure()) {
       throw Error(toPublicCode(r.getFailure().getCode()), r.getFailure().getMessage().cStr());

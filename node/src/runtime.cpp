@@ -11,6 +11,7 @@
 
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstring>
 #include <future>
 
 #include "cluster/cluster.h"
@@ -311,6 +312,7 @@ void Runtime::shardMain() {
   kj::TaskSet connections(connectionErrors);
   capnp::Capability::Client bootstrap =
       kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get());
+  auto localMember = bootstrap.castAs<wire::Member>();
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
@@ -329,6 +331,7 @@ void Runtime::shardMain() {
     executor_ = kj::getCurrentThreadExecutor().addRef();
     stopFulfiller_ = kj::mv(stop.fulfiller);
     maps_ = &maps;
+    member_ = &localMember;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   // Join (or form) the cluster; the loop serves other members' calls meanwhile.
@@ -368,6 +371,7 @@ void Runtime::shardMain() {
   {
     std::lock_guard<std::mutex> lock(lifecycleMutex_);
     maps_ = nullptr;
+    member_ = nullptr;
   }
   // Connections (and with them every capability) go before the maps they point into.
 }
@@ -396,6 +400,46 @@ void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
         auto at = text.find("shoal:store-failed: ");
         failure = std::make_exception_ptr(
             Error(ErrorCode::STORE_FAILED, at == std::string::npos ? text : text.substr(at + 20)));
+      });
+    });
+  } catch (const kj::Exception& e) {
+    throw Error(ErrorCode::UNAVAILABLE, std::string("the member is stopped: ") + e.getDescription().cStr());
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+void Runtime::callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn) {
+  kj::Own<const kj::Executor> executor;
+  {
+    std::lock_guard<std::mutex> lock(lifecycleMutex_);
+    if (stopped_ || !executor_) throw Error(ErrorCode::UNAVAILABLE, "the member is stopped");
+    executor = executor_->addRef();
+  }
+  std::exception_ptr failure;
+  try {
+    executor->executeSync([this, &fn, &failure]() -> kj::Promise<void> {
+      if (member_ == nullptr) {
+        failure = std::make_exception_ptr(Error(ErrorCode::UNAVAILABLE, "the member is stopping"));
+        return kj::READY_NOW;
+      }
+      return fn(*member_).catch_([&failure](kj::Exception&& e) {
+        // "shoal:<code>: message", as the member fails a whole call.
+        static const std::pair<const char*, ErrorCode> CODES[] = {
+            {"shoal:too-large: ", ErrorCode::TOO_LARGE},
+            {"shoal:invalid-argument: ", ErrorCode::INVALID_ARGUMENT},
+            {"shoal:unavailable: ", ErrorCode::UNAVAILABLE},
+            {"shoal:store-failed: ", ErrorCode::STORE_FAILED},
+            {"shoal:wrong-owner: ", ErrorCode::WRONG_OWNER},
+            {"shoal:overloaded: ", ErrorCode::OVERLOADED}};
+        std::string text = e.getDescription().cStr();
+        for (auto& [prefix, code] : CODES) {
+          auto at = text.find(prefix);
+          if (at != std::string::npos) {
+            failure = std::make_exception_ptr(Error(code, text.substr(at + strlen(prefix))));
+            return;
+          }
+        }
+        failure = std::make_exception_ptr(Error(ErrorCode::INTERNAL, text));
       });
     });
   } catch (const kj::Exception& e) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "shoal/node/options.h"
+#include "shoal/proto/shoal.capnp.h"
 
 namespace shoal::node {
 
@@ -32,6 +33,10 @@ class Runtime {
 
   // Runs `fn(maps)` on the shard thread and waits for it. Throws UNAVAILABLE once stopped.
   void runOnShard(const std::function<void(MapService&)>& fn);
+  // Runs `fn(member)` on the shard thread, where `member` is this member's own RPC face (so a call
+  // is routed to the key's owner, replicated and stored like a client's), and waits for the
+  // promise it returns. A failed call throws shoal::Error with the member's code and message.
+  void callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn);
 
  private:
   struct Shard;
@@ -46,6 +51,7 @@ class Runtime {
   kj::Own<const kj::Executor> executor_;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopFulfiller_;
   MapService* maps_ = nullptr;                     // set while the shard runs; under lifecycleMutex_
+  wire::Member::Client* member_ = nullptr;         // likewise: the member's own RPC face
   std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
   bool stopped_ = false;                           // under lifecycleMutex_
 };

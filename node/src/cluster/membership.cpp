@@ -253,7 +253,20 @@ void Membership::adopt(View view) {
       memberLog().error("member '{}' is not in the cluster's view {} any more", self_.name, view_.version);
     }
   }
+  // Connections to members no longer in the view fail their calls now instead of at a timeout.
+  for (auto& m : previous.members) {
+    if (!view_.find(m.id)) links_.drop(m.address);
+  }
   if (listener_) listener_(previous, view_);
+  auto waiters = std::move(viewWaiters_);
+  viewWaiters_.clear();
+  for (auto& w : waiters) w->fulfill();
+}
+
+kj::Promise<void> Membership::nextView(uint32_t timeoutMs) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  viewWaiters_.push_back(kj::mv(paf.fulfiller));
+  return paf.promise.exclusiveJoin(timer_.afterDelay(timeoutMs * kj::MILLISECONDS));
 }
 
 kj::Promise<void> Membership::heartbeatLoop() {

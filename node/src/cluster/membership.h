@@ -64,6 +64,9 @@ class Membership {
   bool isPrimary(partition::PartitionId p) const { return view_.table.primaryOf(p) == self_.id; }
   const std::string* addressOf(MemberId id) const;
 
+  // Resolves when the next view is adopted (e.g. after a member failed), or after `timeoutMs`.
+  kj::Promise<void> nextView(uint32_t timeoutMs);
+
   // Graceful leave: resolves once the coordinator removed this member (its partitions moved).
   kj::Promise<void> leave();
 
@@ -103,6 +106,7 @@ class Membership {
   bool publishScheduled_ = false;
   int64_t lastTickMs_ = 0;  // the heartbeat loop's last run, to notice this member was paused
   kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;
+  std::vector<kj::Own<kj::PromiseFulfiller<void>>> viewWaiters_;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;
