@@ -405,14 +405,7 @@ kj::Promise<void> MemberService::cluster(ClusterContext context) {
   }
   results.setPartitionCount(maps_.partitioner().partitionCount());
   results.setTableEpoch(view.table.epoch);
-  auto parts = results.initPartitions(view.table.partitions.size());
-  for (size_t p = 0; p < view.table.partitions.size(); ++p) {
-    auto& r = view.table.partitions[p];
-    auto replicas = parts[p].initReplicas(r.replicas.size());
-    for (size_t i = 0; i < r.replicas.size(); ++i) replicas.set(i, r.replicas[i]);
-    auto filling = parts[p].initFilling(r.filling.size());
-    for (size_t i = 0; i < r.filling.size(); ++i) filling.set(i, r.filling[i]);
-  }
+  cluster::writeTable(view.table, results.initPartitions(view.table.partitions.size()));
   results.setMigrating(view.table.fillingCount());
   return kj::READY_NOW;
 }

@@ -376,13 +376,14 @@ void Runtime::shardMain() {
   // Connections (and with them every capability) go before the maps they point into.
 }
 
+kj::Own<const kj::Executor> Runtime::shardExecutor() {
+  std::lock_guard<std::mutex> lock(lifecycleMutex_);
+  if (stopped_ || !executor_) throw Error(ErrorCode::UNAVAILABLE, "the member is stopped");
+  return executor_->addRef();
+}
+
 void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
-  kj::Own<const kj::Executor> executor;
-  {
-    std::lock_guard<std::mutex> lock(lifecycleMutex_);
-    if (stopped_ || !executor_) throw Error(ErrorCode::UNAVAILABLE, "the member is stopped");
-    executor = executor_->addRef();
-  }
+  auto executor = shardExecutor();
   // Errors thrown by `fn` cross back as they are (KJ would flatten them into kj::Exception).
   std::exception_ptr failure;
   try {
@@ -409,12 +410,7 @@ void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
 }
 
 void Runtime::callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn) {
-  kj::Own<const kj::Executor> executor;
-  {
-    std::lock_guard<std::mutex> lock(lifecycleMutex_);
-    if (stopped_ || !executor_) throw Error(ErrorCode::UNAVAILABLE, "the member is stopped");
-    executor = executor_->addRef();
-  }
+  auto executor = shardExecutor();
   std::exception_ptr failure;
   try {
     executor->executeSync([this, &fn, &failure]() -> kj::Promise<void> {

@@ -41,6 +41,7 @@ class Runtime {
  private:
   struct Shard;
   void shardMain();
+  kj::Own<const kj::Executor> shardExecutor();  // throws UNAVAILABLE once stopped
 
   NodeOptions options_;
   std::string address_;

@@ -44,12 +44,15 @@ void writeView(const View& view, const std::string& clusterName, wire::ClusterVi
   out.setClusterName(clusterName);
   auto members = out.initMembers(view.members.size());
   for (size_t i = 0; i < view.members.size(); ++i) writeMember(view.members[i], members[i]);
-  auto parts = out.initPartitions(view.table.partitions.size());
-  for (size_t p = 0; p < view.table.partitions.size(); ++p) {
-    auto& r = view.table.partitions[p];
-    auto replicas = parts[p].initReplicas(r.replicas.size());
+  writeTable(view.table, out.initPartitions(view.table.partitions.size()));
+}
+
+void writeTable(const partition::PartitionTable& table, capnp::List<wire::PartitionReplicas>::Builder out) {
+  for (size_t p = 0; p < table.partitions.size(); ++p) {
+    auto& r = table.partitions[p];
+    auto replicas = out[p].initReplicas(r.replicas.size());
     for (size_t i = 0; i < r.replicas.size(); ++i) replicas.set(i, r.replicas[i]);
-    auto filling = parts[p].initFilling(r.filling.size());
+    auto filling = out[p].initFilling(r.filling.size());
     for (size_t i = 0; i < r.filling.size(); ++i) filling.set(i, r.filling[i]);
   }
 }

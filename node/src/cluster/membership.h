@@ -42,6 +42,7 @@ struct View {
 };
 
 void writeView(const View& view, const std::string& clusterName, wire::ClusterView::Builder out);
+void writeTable(const partition::PartitionTable& table, capnp::List<wire::PartitionReplicas>::Builder out);
 View readView(wire::ClusterView::Reader in);
 
 class Membership {
