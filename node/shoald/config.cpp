@@ -202,6 +202,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
                                                         "failure-timeout",
                                                         "join-timeout",
                                                         "initial-min-cluster-size",
+                                                        "min-cluster-size",
                                                         "fill-chunk-entries"};
     for (auto& [k, _] : *cluster) {
       if (!KNOWN_CLUSTER.count(std::string(k.str())))
@@ -212,6 +213,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readString(*cluster, "zone", "cluster.", &c.zone);
     readInt(*cluster, "backup-count", "cluster.", &c.backupCount);
     readInt(*cluster, "initial-min-cluster-size", "cluster.", &c.initialMinClusterSize);
+    readInt(*cluster, "min-cluster-size", "cluster.", &c.minClusterSize);
     readInt(*cluster, "fill-chunk-entries", "cluster.", &c.fillChunkEntries);
     for (auto [key, field] :
          {std::pair{"heartbeat-interval", &c.heartbeatIntervalMs},

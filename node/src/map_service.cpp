@@ -221,6 +221,12 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     return;
   }
 
+  if (write && writeGuard_) {
+    if (auto refused = writeGuard_()) {
+      fail(result, wire::ErrorCode::UNAVAILABLE, *refused);
+      return;
+    }
+  }
   std::string name(mapName.cStr(), mapName.size());
   auto p = partitioner_.partitionOf(key);
   switch (which) {

@@ -40,6 +40,9 @@ class MapService {
     replicationFlush_ = std::move(flush);
   }
 
+  // Cluster quorum: while `guard` returns a reason, writes fail with UNAVAILABLE and that reason.
+  void setWriteGuard(std::function<std::optional<std::string>()> guard) { writeGuard_ = std::move(guard); }
+
   // Whether this member is the primary of `p` (always true outside a cluster).
   bool owns(partition::PartitionId p) const { return !owns_ || owns_(p); }
   // Entries of `map` in partitions owned here; removes them (like clear) and says how many.
@@ -113,6 +116,7 @@ class MapService {
   std::function<void(MapRecords&)> onNewMap_;
   std::function<bool(partition::PartitionId)> owns_;
   ResultSink resultSink_;
+  std::function<std::optional<std::string>()> writeGuard_;
   std::function<bool()> replicationPending_;
   std::function<kj::Promise<void>()> replicationFlush_;
   uint64_t lowestPending_ = 0;  // of the batch being applied

@@ -74,6 +74,18 @@ void failOp(wire::OpResult::Builder result, wire::ErrorCode code, const std::str
   f.setMessage(message);
 }
 
+bool isWriteOp(wire::MapOp::Which which) {
+  switch (which) {
+    case wire::MapOp::GET:
+    case wire::MapOp::GET_ENTRY:
+    case wire::MapOp::CONTAINS_KEY:
+    case wire::MapOp::SIZE:
+      return false;
+    default:
+      return true;
+  }
+}
+
 bool isKeyless(wire::MapOp::Which which) {
   return which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR;
 }
@@ -130,8 +142,14 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
   routing->partition.resize(ops.size(), 0);
   std::map<std::string, std::vector<uint32_t>> remote;
   std::vector<uint32_t> everywhere;
+  auto refused = membership.writesRefused();  // the minority side of a partition: no writes at all
   for (uint32_t i = 0; i < ops.size(); ++i) {
     auto op = ops[i];
+    if (refused && isWriteOp(op.which())) {
+      routing->route[i] = Routing::Route::ELSEWHERE;
+      failOp(results[i], wire::ErrorCode::UNAVAILABLE, *refused);
+      continue;
+    }
     if (isKeyless(op.which())) {
       if (!forwarded && view.members.size() > 1) everywhere.push_back(i);
       continue;

@@ -60,6 +60,7 @@ void NodeOptions::validate() const {
   require(cluster.joinTimeoutMs >= 1, "cluster.join-timeout", "must be >= 1 ms");
   require(cluster.initialMinClusterSize >= 1 && cluster.initialMinClusterSize <= 1000,
           "cluster.initial-min-cluster-size", "must be 1..1000");
+  require(cluster.minClusterSize <= 1000, "cluster.min-cluster-size", "must be 0..1000");
   require(cluster.fillChunkEntries >= 1, "cluster.fill-chunk-entries", "must be >= 1");
   static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool knownLevel = false;

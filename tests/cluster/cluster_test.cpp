@@ -30,7 +30,7 @@ void waitForAcks(const AckedWriters& writers, size_t atLeast) {
 
 }  // namespace
 
-TEST_CASE("cluster: three members form a grid; any member serves any key", "[cluster]") {
+TEST_CASE("cluster: three members form a grid and any member serves any key", "[cluster]") {
   TestCluster cluster(3);
   auto info = cluster.waitSettled(3);
   CHECK(info.partitionCount == 271);
@@ -143,7 +143,7 @@ TEST_CASE("cluster: a member joining under load takes over partitions without lo
   CHECK(cluster.clientOf(2)->rawMap("orders").size() == acked.size());
 }
 
-TEST_CASE("cluster: a graceful leave (SIGTERM) hands partitions off; no client operation fails",
+TEST_CASE("cluster: a graceful leave (SIGTERM) hands partitions off and no client operation fails",
           "[cluster][fault]") {
   TestCluster cluster(3);
   cluster.waitSettled(3);
@@ -163,7 +163,7 @@ TEST_CASE("cluster: a graceful leave (SIGTERM) hands partitions off; no client o
   CHECK_THAT(cluster.member(2).log(), Catch::Contains("left the cluster"));
 }
 
-TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced; after SIGCONT it rejoins, nothing is lost",
+TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced, and after SIGCONT it rejoins with nothing lost",
           "[cluster][fault]") {
   TestCluster cluster(3);
   cluster.waitSettled(3);
@@ -304,4 +304,43 @@ TEST_CASE("cluster: partitions are assigned once initial-min-cluster-size member
   std::remove(config.c_str());
   client->rawMap("m").set("k", "v");
   CHECK(cluster.clientOf(1)->rawMap("m").get("k") == std::optional<std::string>("v"));
+}
+
+TEST_CASE("cluster: with min-cluster-size, a member that hears too few members refuses writes",
+          "[cluster][fault]") {
+  std::string config = "/tmp/shoal-quorum-" + std::to_string(getpid()) + ".toml";
+  {
+    FILE* f = fopen(config.c_str(), "w");
+    // backup-count 2: every member holds every partition, so m1 keeps the data while alone.
+    fputs("[cluster]\nmin-cluster-size = 2\nbackup-count = 2\n", f);
+    fclose(f);
+  }
+  TestCluster cluster(3, {"--config", config});
+  std::remove(config.c_str());
+  cluster.waitSettled(3);
+  auto client = cluster.client(500ms);  // talks to m1
+  client->rawMap("q").set("before", "1");
+  // Cut m1 off from both others (they are stopped: from m1's side, a partition of one).
+  ::kill(cluster.member(1).pid(), SIGSTOP);
+  ::kill(cluster.member(2).pid(), SIGSTOP);
+  auto stopped = std::chrono::steady_clock::now();
+  std::string refusal;
+  for (int i = 0; refusal.empty() && std::chrono::steady_clock::now() - stopped < 5s; ++i) {
+    try {
+      client->rawMap("q").set("during-" + std::to_string(i), "1");
+    } catch (const shoal::Error& e) {
+      if (std::string(e.what()).find("min-cluster-size") != std::string::npos) refusal = e.what();
+    }
+  }
+  auto after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stopped);
+  INFO("refused after " << after.count() << " ms: " << refusal);
+  CHECK_THAT(refusal, Catch::Contains("fewer than cluster.min-cluster-size (2)"));
+  CHECK(after < 3s);  // "within about 2 s": 1 s failure timeout, then every write is refused
+  ::kill(cluster.member(1).pid(), SIGCONT);
+  ::kill(cluster.member(2).pid(), SIGCONT);
+  cluster.waitSettled(3);
+  auto again = cluster.client(5000ms);
+  again->rawMap("q").set("after", "1");
+  CHECK(again->rawMap("q").get("before") == std::optional<std::string>("1"));
 }

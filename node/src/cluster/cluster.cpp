@@ -80,6 +80,7 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
           }
         });
       });
+  maps.setWriteGuard([this]() { return membership_.writesRefused(); });
   maps.setResultSink([this](partition::PartitionId p, uint64_t clientId, uint64_t requestId,
                             uint64_t lowestPending, wire::OpResult::Reader result) {
     replication_.captureResult(p, clientId, requestId, lowestPending, result);

@@ -96,6 +96,7 @@ const std::string* Membership::addressOf(MemberId id) const {
 }
 
 kj::Promise<void> Membership::start() {
+  lastTickMs_ = clock_.nowMs();  // a pause before the first heartbeat is noticed too
   tasks_->add(heartbeatLoop());
   bool anySeed = false;
   for (auto& s : options_.seeds) anySeed |= s != self_.address;
@@ -266,6 +267,22 @@ void Membership::adopt(View view) {
   for (auto& w : waiters) w->fulfill();
 }
 
+std::optional<std::string> Membership::writesRefused() const {
+  auto quorum = options_.cluster.minClusterSize;
+  if (quorum <= 1) return std::nullopt;
+  auto now = clock_.nowMs();
+  uint32_t heard = 1;  // itself
+  for (auto& m : view_.members) {
+    if (m.id == self_.id) continue;
+    auto it = lastHeard_.find(m.id);
+    if (it != lastHeard_.end() && now - it->second <= int64_t(options_.cluster.failureTimeoutMs)) ++heard;
+  }
+  if (heard >= quorum) return std::nullopt;
+  return "member '" + self_.name + "' hears from " + std::to_string(heard) +
+         " member(s), fewer than cluster.min-cluster-size (" + std::to_string(quorum) +
+         "): writes are refused on this side of a network partition";
+}
+
 kj::Promise<void> Membership::nextView(uint32_t timeoutMs) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   viewWaiters_.push_back(kj::mv(paf.fulfiller));
@@ -275,7 +292,7 @@ kj::Promise<void> Membership::nextView(uint32_t timeoutMs) {
 kj::Promise<void> Membership::heartbeatLoop() {
   return timer_.afterDelay(options_.cluster.heartbeatIntervalMs * kj::MILLISECONDS).then([this]() {
     auto now = clock_.nowMs();
-    if (lastTickMs_ != 0 && now - lastTickMs_ > int64_t(options_.cluster.failureTimeoutMs) / 2) {
+    if (now - lastTickMs_ > int64_t(options_.cluster.failureTimeoutMs) / 2) {
       // This member itself was paused (SIGSTOP, a long GC-like stall, a suspended VM): the silence
       // it sees is its own. Judge the others afresh instead of declaring them all dead.
       memberLog().warn("member '{}' was paused for {} ms: restarting the failure detector", self_.name,

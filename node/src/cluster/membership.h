@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,10 @@ class Membership {
   bool isCoordinator() const { return !view_.members.empty() && view_.members[0].id == self_.id; }
   bool isPrimary(partition::PartitionId p) const { return view_.table.primaryOf(p) == self_.id; }
   const std::string* addressOf(MemberId id) const;
+
+  // With cluster.min-cluster-size: why writes are refused now (this member hears from fewer
+  // members than the quorum, itself included), else nullopt.
+  std::optional<std::string> writesRefused() const;
 
   // Resolves when the next view is adopted (e.g. after a member failed), or after `timeoutMs`.
   kj::Promise<void> nextView(uint32_t timeoutMs);

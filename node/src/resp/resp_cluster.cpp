@@ -35,6 +35,10 @@ std::vector<std::string> ClusterGateway::otherMemberAddresses() const {
   return out;
 }
 
+std::optional<std::string> ClusterGateway::writesRefused() const {
+  return cluster_.membership().writesRefused();
+}
+
 kj::Promise<std::string> ClusterGateway::forward(const std::string& address,
                                                  const std::vector<std::string>& args, bool localOnly) {
   auto request = cluster_.links().peer(address).respRequest();

@@ -20,6 +20,7 @@ class ClusterGateway final : public ClusterAccess {
   bool owns(partition::PartitionId p) const override;
   std::optional<std::string> ownerAddress(partition::PartitionId p) const override;
   std::vector<std::string> otherMemberAddresses() const override;
+  std::optional<std::string> writesRefused() const override;
   kj::Promise<std::string> forward(const std::string& address, const std::vector<std::string>& args,
                                    bool localOnly) override;
 

@@ -74,6 +74,16 @@ Route routeCommand(std::string_view lowerName, const std::vector<std::string_vie
   return route ? *route : Route{};
 }
 
+bool isWriteCommand(std::string_view name) {
+  static const char* const WRITES[] = {
+      "set",    "setnx", "setex",  "psetex", "getset",      "getdel",   "getex",     "mset",
+      "msetnx", "del",   "unlink", "expire", "pexpire",     "expireat", "pexpireat", "persist",
+      "incr",   "decr",  "incrby", "decrby", "incrbyfloat", "append",   "flushdb",   "flushall"};
+  for (auto* w : WRITES)
+    if (name == w) return true;
+  return false;
+}
+
 std::string combineReplies(std::string_view lowerName, const std::vector<std::string>& replies) {
   for (auto& r : replies) {
     if (!r.empty() && r[0] == '-') return r;

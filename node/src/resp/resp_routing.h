@@ -27,6 +27,8 @@ class ClusterAccess {
   virtual bool owns(partition::PartitionId p) const = 0;
   virtual std::optional<std::string> ownerAddress(partition::PartitionId p) const = 0;
   virtual std::vector<std::string> otherMemberAddresses() const = 0;
+  // Why writes are refused here now (cluster.min-cluster-size), else nullopt.
+  virtual std::optional<std::string> writesRefused() const = 0;
   // Runs `args` at the member at `address` and returns its RESP reply bytes. localOnly: answer
   // for that member's own partitions only (fan-out and SCAN), never route further.
   virtual kj::Promise<std::string> forward(const std::string& address, const std::vector<std::string>& args,
@@ -43,6 +45,9 @@ struct Route {
 // another member; it must run here or be refused (TRYAGAIN), never go further.
 Route routeCommand(std::string_view lowerName, const std::vector<std::string_view>& args,
                    const partition::Partitioner& partitioner, const ClusterAccess& cluster, bool localOnly);
+
+// Whether the command changes data (refused on the minority side of a network partition).
+bool isWriteCommand(std::string_view lowerName);
 
 // Combines the replies of every member to a fanned-out command (`mine` first). Any error wins.
 std::string combineReplies(std::string_view lowerName, const std::vector<std::string>& replies);

@@ -209,6 +209,12 @@ class Server::Connection {
       if (server_.cluster_ != nullptr && server_.cluster_->memberCount() > 1 && !args_.empty()) {
         remoteName_.assign(args_[0]);
         for (auto& ch : remoteName_) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+        if (isWriteCommand(remoteName_)) {
+          if (auto refused = server_.cluster_->writesRefused()) {
+            writer.error("CLUSTERDOWN " + *refused);
+            continue;
+          }
+        }
         remoteRoute_ =
             routeCommand(remoteName_, args_, server_.maps_.partitioner(), *server_.cluster_, false);
         if (remoteRoute_.kind == Route::Kind::REFUSE) {

@@ -57,6 +57,7 @@ struct ClusterOptions {
   uint32_t failureTimeoutMs = 1000;    // silence after which a member is declared dead (>= 2 heartbeats)
   uint32_t joinTimeoutMs = 3000;       // seeds unreachable this long: start a cluster alone
   uint32_t initialMinClusterSize = 1;  // partitions are assigned once this many members joined
+  uint32_t minClusterSize = 0;         // quorum: a member hearing fewer members refuses writes; 0 = off
   uint32_t fillChunkEntries = 2000;    // entries per message when copying a partition to a backup
 };
 
