@@ -116,6 +116,7 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
             " exceeds limits.max-message-bytes (" + std::to_string(limits.maxMessageBytes) + ")");
   }
   auto results = context.getResults().initResults(ops.size());
+  context.getResults().setTableEpoch(cluster_.membership().view().table.epoch);
   if (!cluster_.ready()) {
     auto why = cluster_.notReadyReason();
     for (uint32_t i = 0; i < ops.size(); ++i) failOp(results[i], wire::ErrorCode::UNAVAILABLE, why);
@@ -223,6 +224,7 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
 kj::Promise<void> MemberService::forwardTo(ExecuteContext context, const std::string& address,
                                            std::vector<uint32_t> indices) {
   auto batch = context.getParams().getBatch();
+  opsForwarded_ += indices.size();
   auto request = cluster_.links().member(address).executeRequest();
   auto out = request.initBatch();
   out.setTraceId(batch.getTraceId());
@@ -384,6 +386,7 @@ void MemberService::fillMember(wire::MemberInfo::Builder out, const cluster::Mem
   out.setMaxBatchOps(maps_.limits().maxBatchOps);
   out.setId(member.id);
   out.setZone(member.zone);
+  if (self) out.setOpsForwarded(opsForwarded_);
 }
 
 kj::Promise<void> MemberService::ping(PingContext context) {

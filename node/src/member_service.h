@@ -48,6 +48,7 @@ class MemberService final : public wire::Member::Server {
   cluster::Cluster& cluster_;
   const MemberIdentity& identity_;
   const Clock& clock_;
+  uint64_t opsForwarded_ = 0;  // ops sent on to their owner (MemberInfo.opsForwarded)
 };
 
 }  // namespace shoal::node
