@@ -30,17 +30,12 @@ PeerLinks::~PeerLinks() = default;
 PeerLinks::Link& PeerLinks::linkTo(const std::string& address) {
   auto it = links_.find(address);
   if (it != links_.end()) return *it->second;
-  auto link = std::make_shared<Link>();
+  auto link = kj::heap<Link>();
+  auto* raw = link.get();
   auto options = readerOptions_;
-  // The connect may complete after the link was dropped (capabilities handed out keep the fork
-  // alive): then the connection is not set up in the freed link but refused to its callers.
-  std::weak_ptr<Link> weak = link;
   auto bootstrap = network_.parseAddress(address)
                        .then([](kj::Own<kj::NetworkAddress> a) { return a->connect().attach(kj::mv(a)); })
-                       .then([weak, options](kj::Own<kj::AsyncIoStream> stream) -> capnp::Capability::Client {
-                         auto raw = weak.lock();
-                         if (!raw)
-                           kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "link to member dropped"));
+                       .then([raw, options](kj::Own<kj::AsyncIoStream> stream) -> capnp::Capability::Client {
                          raw->stream = kj::mv(stream);
                          raw->network = kj::heap<capnp::TwoPartyVatNetwork>(
                              *raw->stream, capnp::rpc::twoparty::Side::CLIENT, options);

@@ -8,7 +8,6 @@
 #include <kj/async-io.h>
 
 #include <map>
-#include <memory>
 #include <string>
 
 #include "shoal/proto/shoal.capnp.h"
@@ -32,7 +31,7 @@ class PeerLinks {
 
   kj::Network& network_;
   capnp::ReaderOptions readerOptions_;
-  std::map<std::string, std::shared_ptr<Link>> links_;  // shared: see linkTo
+  std::map<std::string, kj::Own<Link>> links_;
   class TaskErrors;
   kj::Own<TaskErrors> taskErrors_;
   kj::Own<kj::TaskSet> retired_;  // dropped links die on a later turn, never inside their own callbacks
