@@ -87,7 +87,7 @@ TEST_CASE("smart client: keyed operations go straight to their primary", "[clust
   CHECK(plainAfter[0] - after[0] <= 280);
 }
 
-TEST_CASE("smart client: kill -9 of a member under load; no failed op, no acknowledged write lost",
+TEST_CASE("smart client: kill -9 of a member under load fails no op and loses no acknowledged write",
           "[cluster][smart-client][fault]") {
   TestCluster cluster(3);
   cluster.waitSettled(3);
