@@ -149,6 +149,8 @@ struct MemberInfo {
   id @8 :UInt64;               # the member's id in partition tables
   partitionsBackedUp @9 :UInt32;
   zone @10 :Text;
+  opsForwarded @11 :UInt64;    # ops this member sent on to their owner since it started (a smart
+                               # client, which sends each op to its primary, keeps this near 0)
 }
 
 struct ScanEntry {
@@ -157,9 +159,10 @@ struct ScanEntry {
 }
 
 interface Member {
-  execute @0 (batch :Batch) -> (results :List(OpResult));
+  execute @0 (batch :Batch) -> (results :List(OpResult), tableEpoch :UInt64);
   # Results in the order of batch.ops; a per-op failure never fails the call. The call itself
   # fails only when the whole batch is unacceptable (too many ops), with a message naming the limit.
+  # tableEpoch: the answering member's partition-table epoch, so a client notices a newer table.
 
   scan @1 (map :Text, cursor :UInt64, limit :UInt32, withValues :Bool, traceId :Text, forwarded :Bool)
        -> (entries :List(ScanEntry), cursor :UInt64);

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   std::string servers = "127.0.0.1:5701", ratio = "1:1", duration;
   std::optional<uint64_t> seed;
   uint64_t load = 0, timeoutMs = 5000;
-  bool warmup = false, reportMaps = false, json = false;
+  bool warmup = false, reportMaps = false, json = false, noSmartRouting = false;
 
   CLI::App app{"shoal-bench: closed-loop load generator for a Shoal grid (client library only)"};
   app.add_option("--servers", servers, "members, HOST:PORT,... (default 127.0.0.1:5701)");
@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_flag("--report-maps", reportMaps, "print each map's entries and bytes as the member reports them");
   app.add_option("--timeout", timeoutMs, "per-operation deadline in ms, retries included (default 5000)");
   app.add_flag("--json", json, "print one JSON object instead of text");
+  app.add_flag("--no-smart-routing", noSmartRouting,
+               "send every operation through the first reachable member, which forwards (default: "
+               "each keyed operation goes straight to its primary)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     shoal::ClientOptions co;
     co.servers = options.servers;
     co.requestTimeout = std::chrono::milliseconds(timeoutMs);
+    co.smartRouting = !noSmartRouting;
     for (uint32_t i = 0; i < options.connections; ++i) clients.push_back(shoal::Client::connect(co));
   } catch (const shoal::Error& e) {
     std::cerr << "shoal-bench: " << e.what() << "\n";

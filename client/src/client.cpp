@@ -15,7 +15,8 @@ MemberInfo memberOf(wire::MemberInfo::Reader m) {
                     m.getPartitionsOwned(),
                     m.getPartitionsBackedUp(),
                     m.getId(),
-                    m.getZone()};
+                    m.getZone(),
+                    m.getOpsForwarded()};
 }
 
 std::string joined(const std::vector<std::string>& items) {
@@ -56,6 +57,9 @@ std::unique_ptr<Client> Client::connect(const ClientOptions& options) {
     throw Error(ErrorCode::UNAVAILABLE,
                 "no member reachable at " + joined(options.servers) + ": " + e.what());
   }
+  // With the table known before the first operation, keyed operations go straight to their
+  // primaries from the start.
+  client->transport_->learnTable(options.connectTimeout);
   return client;
 }
 

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "circuit_breaker.h"
+#include "routing_table.h"
 #include "shoal/wire_error_code.h"
 #include "wire_conversion.h"
 
@@ -16,6 +17,10 @@ namespace shoal::client {
 namespace {
 
 constexpr auto TICK = std::chrono::milliseconds(20);  // deadline and breaker check interval
+// A member that has not answered a call for this long may be stopped or dead: the client asks
+// another member for the table (again every SLOW_CALL while it stays silent), and drops the
+// connection if the table no longer has that member.
+constexpr auto SLOW_CALL = std::chrono::milliseconds(250);
 
 uint64_t randomId() {
   std::random_device rd;
@@ -38,6 +43,13 @@ struct Transport::Link {
   uint32_t reconnectAttempt = 0;
   bool reconnectScheduled = false;
   uint64_t generation = 0;  // +1 on every connect and disconnect; stale completions compare it
+  // Its last connection attempt failed or its connection dropped, and it has not been READY since:
+  // keyed operations for it go through the home member (which forwards) until it is back.
+  bool down = false;
+  kj::Canceler calls;             // execute calls in flight; cancelled when the connection is dropped
+  Clock::time_point busySince{};  // last progress while calls are in flight (send or reply)
+  Clock::time_point nextSlowCheck{};
+  bool slow(Clock::time_point now) const { return inFlight > 0 && now - busySince > SLOW_CALL; }
   std::vector<kj::Own<kj::PromiseFulfiller<wire::Member::Client>>> readyWaiters;
   std::string lastError;
   uint32_t maxBatchOps = 1;  // learned from the member on connect, capped by the options
@@ -60,13 +72,31 @@ struct Transport::Io : public kj::TaskSet::ErrorHandler {
   }
   kj::AsyncIoContext& context;
   kj::TaskSet tasks;
-  std::vector<std::unique_ptr<Link>> links;
-  size_t active = 0;
+  std::vector<std::unique_ptr<Link>> links;  // the servers in order, then members found in tables
+  std::map<std::string, Link*> byAddress;
+  // The home member: keyless ops (size, clear), calls (scan, ping, cluster...), listeners, and
+  // keyed ops whose owner is unknown or unreachable go there. Moves on when it cannot be reached.
+  size_t home = 0;
+  RoutingTable table;
+  bool refreshing = false;    // a cluster() call is in flight
+  bool refreshAgain = false;  // something asked for a refresh while one was in flight
+  bool tableStale = false;    // a refresh is wanted but no member was reachable
+  Clock::time_point nextRefresh{};
   std::map<ListenerId, std::unique_ptr<Listener>> listeners;
   ListenerId nextListenerId = 1;
   std::mt19937_64 rng{std::random_device{}()};
   // Write request ids: windowBase is the lowest id not yet completed; writeDone[i] tells whether
   // id windowBase + i has completed. The member forgets dedupe results below windowBase.
+  //
+  // One window for the whole client, and every member is told the same windowBase. A per-member
+  // lowest-pending (the lowest id among the writes sent to that member) would let a member prune
+  // sooner, but it is unsafe: a write sent to A whose ack was lost is retried at B after a
+  // failover (or re-routed through the home member), and B holds A's dedupe record for it (dedupe
+  // records are replicated with the data). Had B been told "below id X nothing is pending" by
+  // this client's traffic to B alone, it would have dropped that record and applied the write
+  // twice. windowBase is safe for every member: every id below it has completed, so no retry of
+  // it will ever be sent, to any member. The cost is that one slow write holds pruning back
+  // everywhere — for at most its deadline (requestTimeout).
   uint64_t windowBase = 1;
   std::deque<bool> writeDone;
 };
@@ -100,7 +130,7 @@ class Transport::EntryListenerImpl final : public wire::EntryListener::Server {
     auto it = transport_.io_->listeners.find(id_);
     if (it != transport_.io_->listeners.end()) {
       it->second->registration = nullptr;
-      transport_.registerListener(transport_.activeLink(), *it->second);
+      transport_.registerListener(transport_.homeLink(), *it->second);  // only if READY
     }
     return kj::READY_NOW;
   }
@@ -137,7 +167,7 @@ void Transport::ioMain(std::promise<void>& ready) {
   auto context = kj::setupAsyncIo();
   Io io(context);
   io_ = &io;
-  for (auto& server : options_.servers) io.links.push_back(std::make_unique<Link>(server, options_));
+  for (auto& server : options_.servers) linkFor(server);
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
   {
     std::lock_guard<std::mutex> lock(inboxMutex_);
@@ -209,11 +239,41 @@ void Transport::drainInbox() {
     ops.swap(inbox_);
   }
   for (auto& op : ops) route(std::move(op));
-  pump(activeLink());
+  pumpAll();
 }
 
-Transport::Link& Transport::activeLink() {
-  return *io_->links[io_->active];
+Transport::Link& Transport::homeLink() {
+  return *io_->links[io_->home];
+}
+
+Transport::Link& Transport::linkFor(const std::string& address) {
+  auto it = io_->byAddress.find(address);
+  if (it != io_->byAddress.end()) return *it->second;
+  // Links are never removed (their count is bounded by the members ever seen), so references to
+  // them held by pending promises stay valid.
+  io_->links.push_back(std::make_unique<Link>(address, options_));
+  auto& link = *io_->links.back();
+  io_->byAddress[address] = &link;
+  return link;
+}
+
+void Transport::pumpAll() {
+  for (auto& link : io_->links) pump(*link);
+}
+
+Transport::Link* Transport::ownerLink(const Operation& op) {
+  if (!options_.smartRouting || op.kind == OpKind::SIZE || op.kind == OpKind::CLEAR) return nullptr;
+  auto* address = io_->table.primaryOf(op.key);
+  if (address == nullptr) return nullptr;
+  auto& link = linkFor(*address);
+  if (&link == &homeLink()) return &link;
+  if (link.down || link.breaker.isOpen(Clock::now())) {
+    // Unreachable for now: the home member forwards meanwhile; a reconnect is under way (or this
+    // starts one), and the next table may name another primary.
+    ensureConnected(link);
+    return nullptr;
+  }
+  return &link;
 }
 
 void Transport::route(std::unique_ptr<Operation> op) {
@@ -222,7 +282,8 @@ void Transport::route(std::unique_ptr<Operation> op) {
     op->requestId = io_->windowBase + io_->writeDone.size();
     io_->writeDone.push_back(false);
   }
-  auto& link = activeLink();
+  auto* owner = ownerLink(*op);
+  auto& link = owner ? *owner : homeLink();
   auto now = Clock::now();
   if (link.breaker.isOpen(now)) {
     complete(op, Error(ErrorCode::UNAVAILABLE, "circuit open for member " + link.address + " after " +
@@ -233,6 +294,13 @@ void Transport::route(std::unique_ptr<Operation> op) {
   }
   link.queue.push_back(std::move(op));
   ensureConnected(link);
+}
+
+void Transport::reroute(Link& link) {
+  // Order among the link's queued ops is kept per destination.
+  std::deque<std::unique_ptr<Operation>> ops;
+  ops.swap(link.queue);
+  for (auto& op : ops) route(std::move(op));
 }
 
 void Transport::ensureConnected(Link& link) {
@@ -315,11 +383,15 @@ void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
 void Transport::onReady(Link& link) {
   link.state = Link::State::READY;
   link.reconnectAttempt = 0;
+  link.down = false;
   // The breaker closes on the first successful call, not on TCP connect alone.
   auto& member = KJ_ASSERT_NONNULL(link.member);
   for (auto& waiter : link.readyWaiters) waiter->fulfill(wire::Member::Client(member));
   link.readyWaiters.clear();
-  for (auto& [id, listener] : io_->listeners) registerListener(link, *listener);
+  if (&link == &homeLink()) {
+    for (auto& [id, listener] : io_->listeners) registerListener(link, *listener);
+  }
+  if (io_->tableStale) refreshTable(&link);
   pump(link);
 }
 
@@ -333,20 +405,45 @@ void Transport::onConnectFailed(Link& link, const kj::Exception& e) {
                                  kj::str(link.lastError.c_str())));
   }
   link.readyWaiters.clear();
-  // With several servers, move on to the next one; queued operations follow.
-  if (io_->links.size() > 1) {
-    auto& next = *io_->links[(io_->active + 1) % io_->links.size()];
-    io_->active = (io_->active + 1) % io_->links.size();
-    while (!link.queue.empty()) {
-      next.queue.push_back(std::move(link.queue.front()));
-      link.queue.pop_front();
-    }
-    for (auto& w : link.readyWaiters) next.readyWaiters.push_back(kj::mv(w));
-    link.readyWaiters.clear();
-    scheduleReconnect(next);
-    return;
+  link.down = true;
+  // With several members, the home moves on to the next one; queued operations follow (keyed
+  // ones to their owner when it is reachable, else to the new home).
+  if (&link == &homeLink()) moveHome(link);
+  if (&link != &homeLink()) {
+    reroute(link);
+    pumpAll();
   }
   scheduleReconnect(link);
+}
+
+void Transport::moveHome(Link& failed) {
+  auto n = io_->links.size();
+  if (n < 2) return;
+  // Prefer a member already connected, then one not known to be down, then simply the next.
+  size_t next = (io_->home + 1) % n;
+  for (int pass = 0; pass < 2; ++pass) {
+    bool found = false;
+    for (size_t i = 1; i < n && !found; ++i) {
+      auto& candidate = *io_->links[(io_->home + i) % n];
+      if (pass == 0 ? candidate.state == Link::State::READY : !candidate.down) {
+        next = (io_->home + i) % n;
+        found = true;
+      }
+    }
+    if (found) break;
+  }
+  // Listener registrations belong to the old home; dropping them removes them there.
+  for (auto& [id, listener] : io_->listeners) listener->registration = nullptr;
+  io_->home = next;
+  auto& home = homeLink();
+  for (auto& w : failed.readyWaiters) home.readyWaiters.push_back(kj::mv(w));
+  failed.readyWaiters.clear();
+  if (home.state == Link::State::READY) {
+    for (auto& [id, listener] : io_->listeners) registerListener(home, *listener);
+  } else {
+    ensureConnected(home);
+    scheduleReconnect(home);
+  }
 }
 
 void Transport::disconnect(Link& link, const std::string& why) {
@@ -356,13 +453,23 @@ void Transport::disconnect(Link& link, const std::string& why) {
   link.generation++;
   link.inFlight = 0;
   link.member = nullptr;
-  for (auto& [id, listener] : io_->listeners) listener->registration = nullptr;
+  link.down = true;
+  // Calls in flight on this connection fail now (and are retried elsewhere) rather than wait for
+  // an answer that a stopped member may never send.
+  link.calls.cancel(
+      kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(why.c_str())));
+  if (&link == &homeLink()) {
+    for (auto& [id, listener] : io_->listeners) listener->registration = nullptr;
+  }
   // Tear the connection down outside the continuation that noticed the failure.
   io_->tasks.add(kj::evalLater([rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
     rpc = nullptr;
     stream = nullptr;
   }));
   link.breaker.recordFailure(Clock::now());
+  // The member may be gone: learn the table again, and send what waited for it elsewhere.
+  refreshTable(nullptr);
+  if (&link != &homeLink()) reroute(link);
   scheduleReconnect(link);
 }
 
@@ -375,7 +482,10 @@ std::chrono::milliseconds Transport::backoff(uint32_t attempt) {
 
 void Transport::scheduleReconnect(Link& link) {
   if (link.reconnectScheduled) return;
-  bool needed = !link.queue.empty() || !link.readyWaiters.empty() || !io_->listeners.empty();
+  // A member of the current table is reconnected even when idle, so that its keys go straight to
+  // it again as soon as it is back.
+  bool needed = !link.queue.empty() || !link.readyWaiters.empty() ||
+                (&link == &homeLink() && !io_->listeners.empty()) || io_->table.hasMember(link.address);
   if (!needed) return;
   link.reconnectScheduled = true;
   auto delay = backoff(link.reconnectAttempt++);
@@ -418,6 +528,8 @@ void Transport::sendBatch(Link& link) {
   auto request = member.executeRequest();
   auto batch = request.initBatch();
   batch.setClientId(clientId_);
+  batch.setTableEpoch(io_->table.epoch());
+  // The same lowest-pending for every member: see Io::windowBase for why that is safe.
   batch.setLowestPending(io_->windowBase);
   auto trace = options_.traceIdPrefix + "-" + std::to_string(clientId_ % 1000000) + "-" +
                std::to_string(nextTrace_.fetch_add(1, std::memory_order_relaxed));
@@ -425,12 +537,12 @@ void Transport::sendBatch(Link& link) {
   auto list = batch.initOps(n);
   for (size_t i = 0; i < n; ++i) fillOp(list[i], *(*ops)[i]);
 
-  link.inFlight++;
+  if (link.inFlight++ == 0) link.busySince = Clock::now();
   auto generation = link.generation;
   auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(latest - Clock::now()).count();
   auto& timer = io_->context.provider->getTimer();
   io_->tasks.add(
-      request.send()
+      link.calls.wrap(kj::Promise<capnp::Response<wire::Member::ExecuteResults>>(request.send()))
           .then(
               [this, &link, generation, ops](capnp::Response<wire::Member::ExecuteResults>&& response) {
                 onBatchDone(link, generation, *ops, response);
@@ -445,8 +557,11 @@ void Transport::onBatchDone(Link& link, uint64_t generation, std::vector<std::un
                             wire::Member::ExecuteResults::Reader response) {
   if (link.generation == generation) {
     link.inFlight--;
+    link.busySince = Clock::now();
     link.breaker.recordSuccess();
   }
+  // A member with a newer table than ours: ops may be going to former primaries (which forward).
+  if (response.getTableEpoch() > io_->table.epoch()) refreshTable(&link);
   auto results = response.getResults();
   for (size_t i = 0; i < ops.size(); ++i) {
     if (i >= results.size()) {
@@ -457,6 +572,9 @@ void Transport::onBatchDone(Link& link, uint64_t generation, std::vector<std::un
     // Retriable answers (the member shed load, the partition moved, its owner was unreachable)
     // are sent again after a backoff, under the same request id, until the deadline.
     if (!outcome.ok() && outcome.error().retriable() && Clock::now() < ops[i]->deadline) {
+      // The owner moved or could not be reached: the retry is routed by a fresh table.
+      auto code = outcome.error().code();
+      if (code == ErrorCode::WRONG_OWNER || code == ErrorCode::UNAVAILABLE) refreshTable(&link);
       retryLater(std::move(ops[i]), outcome.error());
       continue;
     }
@@ -505,10 +623,19 @@ void Transport::requeueFront(Link& link, std::vector<std::unique_ptr<Operation>>
       continue;
     }
     op->attempts++;
-    link.queue.push_front(std::move(op));
+    if (&link == &homeLink()) {
+      link.queue.push_front(std::move(op));
+    } else {
+      // Not the home member: its ops go to where the table says now (the home if it is down).
+      // Routed in reverse, so they land at the front of their queue in their original order.
+      auto* owner = ownerLink(*op);
+      auto& target = owner ? *owner : homeLink();
+      target.queue.push_front(std::move(op));
+      ensureConnected(target);
+    }
   }
   ensureConnected(link);
-  pump(link);
+  pumpAll();
 }
 
 void Transport::retryLater(std::unique_ptr<Operation> op, const Error& cause) {
@@ -517,8 +644,92 @@ void Transport::retryLater(std::unique_ptr<Operation> op, const Error& cause) {
   io_->tasks.add(
       io_->context.provider->getTimer().afterDelay(delay.count() * kj::MILLISECONDS).then([this, shared]() {
         route(std::move(*shared));
-        pump(activeLink());
+        pumpAll();
       }));
+}
+
+void Transport::refreshTable(Link* via) {
+  if (!options_.smartRouting) return;
+  if (io_->refreshing) {
+    io_->refreshAgain = true;
+    return;
+  }
+  auto now = Clock::now();
+  // Ask the member that showed a newer table, else the home, else any member connected; one that
+  // is not answering its calls (stopped?) only when no other is connected.
+  auto usable = [now](Link* l) { return l != nullptr && l->state == Link::State::READY && !l->slow(now); };
+  Link* link = usable(via) ? via : usable(&homeLink()) ? &homeLink() : nullptr;
+  for (auto& candidate : io_->links) {
+    if (link == nullptr && usable(candidate.get())) link = candidate.get();
+  }
+  if (link == nullptr && homeLink().state == Link::State::READY) link = &homeLink();
+  if (link == nullptr || now < io_->nextRefresh) {
+    io_->tableStale = true;  // done when a member is connected (onReady) or on the next trigger
+    return;
+  }
+  io_->refreshing = true;
+  io_->refreshAgain = false;
+  io_->tableStale = false;
+  // A wedged member must not hold refreshes up: give up after connectTimeout.
+  auto timeoutMs = options_.connectTimeout.count();
+  io_->tasks.add(
+      KJ_ASSERT_NONNULL(link->member)
+          .clusterRequest()
+          .send()
+          .then([this](capnp::Response<wire::Member::ClusterResults>&& r) { applyTable(r); })
+          .exclusiveJoin(
+              io_->context.provider->getTimer().afterDelay(timeoutMs * kj::MILLISECONDS).then([]() {
+                KJ_FAIL_REQUIRE("cluster() timed out");
+              }))
+          .then(
+              [this]() {
+                io_->refreshing = false;
+                if (io_->refreshAgain) refreshTable(nullptr);
+              },
+              [this](kj::Exception&&) {
+                // Keyed ops go on through the home member; try again on the next trigger.
+                io_->refreshing = false;
+                io_->tableStale = true;
+                io_->nextRefresh = Clock::now() + options_.backoffInitial;
+              }));
+}
+
+void Transport::applyTable(wire::Member::ClusterResults::Reader r) {
+  RoutingTable::Snapshot s;
+  s.epoch = r.getTableEpoch();
+  s.partitionCount = r.getPartitionCount();
+  for (auto p : r.getPartitions()) s.primaries.push_back(p.getReplicas().size() > 0 ? p.getReplicas()[0] : 0);
+  for (auto m : r.getMembers()) s.members.emplace_back(m.getId(), m.getAddress());
+  auto removed = io_->table.update(s);
+  if (!removed) return;  // older than ours
+  // Members no longer in the table (dead, or gone): stop waiting on calls in flight to them (a
+  // stopped process never answers) and send their ops elsewhere.
+  for (auto& address : *removed) {
+    auto it = io_->byAddress.find(address);
+    if (it == io_->byAddress.end()) continue;
+    auto& link = *it->second;
+    if (&link == &homeLink()) moveHome(link);
+    disconnect(link, "member " + address + " left the partition table");
+  }
+  // Ops waiting in a queue follow the new table.
+  for (auto& link : io_->links) {
+    if (link.get() != &homeLink()) reroute(*link);
+  }
+  pumpAll();
+}
+
+void Transport::learnTable(std::chrono::milliseconds timeout) {
+  if (!options_.smartRouting) return;
+  try {
+    call(
+        [this](wire::Member::Client& member) {
+          return member.clusterRequest().send().then(
+              [this](capnp::Response<wire::Member::ClusterResults>&& r) { applyTable(r); });
+        },
+        timeout);
+  } catch (const Error&) {
+    // Keyed ops go through the home member until a later refresh succeeds.
+  }
 }
 
 void Transport::complete(std::unique_ptr<Operation>& op, Result<Outcome> result) {
@@ -557,6 +768,14 @@ kj::Promise<void> Transport::tickLoop() {
 void Transport::tick() {
   auto now = Clock::now();
   for (auto& link : io_->links) {
+    if (options_.smartRouting && link->slow(now) && now >= link->nextSlowCheck) {
+      link->nextSlowCheck = now + SLOW_CALL;
+      refreshTable(nullptr);
+    }
+    if (link->breaker.isOpen(now) && !link->queue.empty() && link.get() != &homeLink()) {
+      reroute(*link);  // to the home member, which forwards
+      continue;
+    }
     if (link->breaker.isOpen(now) && !link->queue.empty()) {
       failAll(*link, Error(ErrorCode::UNAVAILABLE, "circuit open for member " + link->address + " (" +
                                                        link->lastError + "); failing fast, retry later"));
@@ -587,7 +806,7 @@ kj::Promise<wire::Member::Client> Transport::whenReady(Link& link) {
 
 kj::Promise<void> Transport::callWithRetry(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
                                            Clock::time_point deadline) {
-  auto& link = activeLink();
+  auto& link = homeLink();
   if (link.breaker.isOpen(Clock::now())) {
     return kj::Exception(
         kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
@@ -627,12 +846,12 @@ void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
         failure = std::make_exception_ptr(Error(ErrorCode::UNAVAILABLE, "the client was closed"));
         return kj::READY_NOW;
       }
-      address = activeLink().address;
+      address = homeLink().address;
       return callWithRetry(fn, deadline)
           .exclusiveJoin(io_->context.provider->getTimer()
                              .afterDelay(timeout.count() * kj::MILLISECONDS)
                              .then([this, &failure, timeout, &address]() {
-                               auto& link = activeLink();
+                               auto& link = homeLink();
                                if (link.state != Link::State::READY && !link.lastError.empty()) {
                                  failure = std::make_exception_ptr(Error(
                                      ErrorCode::UNAVAILABLE, link.lastError + " (gave up after " +

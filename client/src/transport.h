@@ -1,8 +1,10 @@
 // The client's I/O side: one KJ event-loop thread holding the member connections. Callers on any
-// thread submit operations into an inbox; the I/O thread routes them to the member's queue and
-// sends them in batches — at once when no call is in flight, otherwise when the call in flight
-// returns or a batch fills. Deadlines, retries with backoff (same request id), reconnects and
-// the circuit breaker live here too.
+// thread submit operations into an inbox; the I/O thread routes each keyed operation to the queue
+// of its partition's primary (by the partition table it learns from the members; through the
+// "home" member, which forwards, when the table or the owner is unknown or unreachable) and sends
+// each member's queue in batches — at once when no call is in flight, otherwise when the call in
+// flight returns or a batch fills. Deadlines, retries with backoff (same request id), reconnects,
+// table refreshes and the circuit breakers (one per member) live here too.
 #pragma once
 
 #include <kj/async-io.h>
@@ -47,6 +49,10 @@ class Transport {
   ListenerId addListener(const std::string& map, EntryListener listener, bool includeValues);
   void removeListener(ListenerId id);
 
+  // Fetches the partition table from the home member and waits for it (at connect). Keyed
+  // operations go through the home member until a table is known; failures are not errors.
+  void learnTable(std::chrono::milliseconds timeout);
+
  private:
   struct Link;
   struct Listener;
@@ -57,7 +63,14 @@ class Transport {
   kj::Promise<void> waitForWork();
   void drainInbox();
   void route(std::unique_ptr<Operation> op);
-  Link& activeLink();
+  Link* ownerLink(const Operation& op);
+  Link& linkFor(const std::string& address);
+  void reroute(Link& link);
+  void pumpAll();
+  Link& homeLink();
+  void moveHome(Link& failed);
+  void refreshTable(Link* via);
+  void applyTable(wire::Member::ClusterResults::Reader r);
   void ensureConnected(Link& link);
   void connect(Link& link);
   void onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream);

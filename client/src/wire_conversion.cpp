@@ -138,6 +138,7 @@ Error errorOfCall(const kj::Exception& e, const std::string& address) {
       {"shoal:overloaded: ", ErrorCode::OVERLOADED},
       {"shoal:unavailable: ", ErrorCode::UNAVAILABLE},
       {"shoal:store-failed: ", ErrorCode::STORE_FAILED},
+      {"shoal:wrong-owner: ", ErrorCode::WRONG_OWNER},
   };
   for (auto& [prefix, code] : CODES) {
     auto at = text.find(prefix);

@@ -99,9 +99,16 @@ MapPersistenceMode MapService::modeOf(const std::string& name) const {
   return o.persistence;
 }
 
+kj::Promise<void> MapService::commitStore() {
+  return persistence_ == nullptr ? kj::Promise<void>(kj::READY_NOW) : persistence_->commit();
+}
+
+bool MapService::hasPendingStore() const {
+  return persistence_ != nullptr && persistence_->hasPending();
+}
+
 kj::Promise<void> MapService::commit() {
-  kj::Promise<void> stored =
-      persistence_ == nullptr ? kj::Promise<void>(kj::READY_NOW) : persistence_->commit();
+  kj::Promise<void> stored = commitStore();
   if (!replicationPending_ || !replicationPending_()) return stored;
   auto replicated = replicationFlush_();
   return stored.then([replicated = kj::mv(replicated)]() mutable { return kj::mv(replicated); });

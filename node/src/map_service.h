@@ -70,6 +70,9 @@ class MapService {
   // Resolves when every change applied so far is durable (at once without persistence); rejects
   // with a "shoal:store-failed:" failure when the store refused them.
   kj::Promise<void> commit();
+  // The store part of commit() alone (the caller waits for replication itself).
+  kj::Promise<void> commitStore();
+  bool hasPendingStore() const;
   bool hasPendingChanges() const;
   void forgetResult(uint64_t clientId, uint64_t requestId) { dedupe_.forget(clientId, requestId); }
 

@@ -128,6 +128,7 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
             " exceeds limits.max-message-bytes (" + std::to_string(limits.maxMessageBytes) + ")");
   }
   auto results = context.getResults().initResults(ops.size());
+  context.getResults().setTableEpoch(cluster_.membership().view().table.epoch);
   if (!cluster_.ready()) {
     auto why = cluster_.notReadyReason();
     for (uint32_t i = 0; i < ops.size(); ++i) failOp(results[i], wire::ErrorCode::UNAVAILABLE, why);
@@ -209,11 +210,11 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
   kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
   if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicateSoon();
   kj::Promise<void> committed = kj::READY_NOW;
-  if (maps_.hasPendingChanges()) {
+  if (maps_.hasPendingStore()) {
     // Write-through: if the store refuses the changes the whole call fails (STORE_FAILED) and their
     // dedupe results are forgotten, so that no retry is answered "done" for a write not stored.
     committed =
-        maps_.commit().catch_([this, context, clientId](kj::Exception&& e) mutable -> kj::Promise<void> {
+        maps_.commitStore().catch_([this, context, clientId](kj::Exception&& e) mutable -> kj::Promise<void> {
           for (auto op : context.getParams().getBatch().getOps())
             maps_.forgetResult(clientId, op.getRequestId());
           return kj::mv(e);
@@ -241,6 +242,7 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
 kj::Promise<void> MemberService::forwardTo(ExecuteContext context, const std::string& address,
                                            std::vector<uint32_t> indices) {
   auto batch = context.getParams().getBatch();
+  opsForwarded_ += indices.size();
   auto request = cluster_.links().member(address).executeRequest();
   auto out = request.initBatch();
   out.setTraceId(batch.getTraceId());
@@ -394,6 +396,7 @@ void MemberService::fillMember(wire::MemberInfo::Builder out, const cluster::Mem
   out.setMaxBatchOps(maps_.limits().maxBatchOps);
   out.setId(member.id);
   out.setZone(member.zone);
+  if (self) out.setOpsForwarded(opsForwarded_);
 }
 
 kj::Promise<void> MemberService::ping(PingContext context) {

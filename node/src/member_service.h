@@ -55,6 +55,7 @@ class MemberService final : public wire::Member::Server {
   const MemberIdentity& identity_;
   const Clock& clock_;
   WriteBehindDriver* writeBehind_;
+  uint64_t opsForwarded_ = 0;  // ops sent on to their owner (MemberInfo.opsForwarded)
 };
 
 }  // namespace shoal::node

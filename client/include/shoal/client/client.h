@@ -35,6 +35,7 @@ struct MemberInfo {
   uint32_t partitionsBackedUp = 0;  // partitions it holds a backup of
   uint64_t id = 0;                  // its id in the partition table
   std::string zone;
+  uint64_t opsForwarded = 0;  // ops it sent on to their owner (ping only; near 0 with smart routing)
 };
 
 struct PartitionInfo {

@@ -21,6 +21,8 @@ struct ClientOptions {
   uint32_t breakerFailureThreshold = 5;             // consecutive failures that open a member's circuit
   std::chrono::milliseconds breakerOpenTime{2000};  // how long an open circuit fails fast
   std::string traceIdPrefix = "c";                  // prefix of generated trace ids
+  bool smartRouting = true;  // send each keyed op straight to its partition's primary (learning the
+                             // table from the members); false: everything goes through one member
 
   // Throws shoal::Error(INVALID_ARGUMENT) naming the first invalid field.
   void validate() const;
