@@ -46,7 +46,9 @@ EvictionPolicy policyOf(Eviction e) {
   return EvictionPolicy::LRU;
 }
 
-bool isWrite(wire::MapOp::Which which) {
+}  // namespace
+
+bool isWriteOp(wire::MapOp::Which which) {
   switch (which) {
     case wire::MapOp::GET:
     case wire::MapOp::GET_ENTRY:
@@ -57,8 +59,6 @@ bool isWrite(wire::MapOp::Which which) {
       return true;
   }
 }
-
-}  // namespace
 
 MapService::MapService(const NodeOptions& options, const Clock& clock,
                        std::function<void(std::function<void()>)> postEvent)
@@ -220,7 +220,7 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
     fail(result, wire::ErrorCode::TOO_LARGE, message);
     return;
   }
-  bool write = isWrite(which);
+  bool write = isWriteOp(which);
   auto requestId = op.getRequestId();
   bool dedupe = write && clientId != 0 && requestId != 0;
   if (dedupe && dedupe_.replay(clientId, requestId, result)) {

@@ -22,6 +22,9 @@
 
 namespace shoal::node {
 
+// Whether an operation changes data (everything but get, getEntry, containsKey and size).
+bool isWriteOp(wire::MapOp::Which which);
+
 class MapService {
  public:
   MapService(const NodeOptions& options, const Clock& clock,

@@ -74,18 +74,6 @@ void failOp(wire::OpResult::Builder result, wire::ErrorCode code, const std::str
   f.setMessage(message);
 }
 
-bool isWriteOp(wire::MapOp::Which which) {
-  switch (which) {
-    case wire::MapOp::GET:
-    case wire::MapOp::GET_ENTRY:
-    case wire::MapOp::CONTAINS_KEY:
-    case wire::MapOp::SIZE:
-      return false;
-    default:
-      return true;
-  }
-}
-
 bool isKeyless(wire::MapOp::Which which) {
   return which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR;
 }

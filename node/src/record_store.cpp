@@ -611,16 +611,24 @@ uint64_t MapRecords::clearWhere(const std::function<bool(PartitionId)>& include)
       if (changeSink_) {
         changeSink_(RecordChange{RecordChange::Kind::ERASE, part->id, ref.key(), {}, ref.version(), 0, 0, 0});
       }
-      entries_--;
-      bytes_ -= allocationBytes(entry);
-      std::free(entry);
     }
-    bytes_ -= part->tableBytes() + chunkBytes(sizeof(Partition));
-    std::free(part->slots);
-    part.reset();
+    freePartition(part);
   }
   sweepCursor_ = 0;
   return removed;
+}
+
+void MapRecords::freePartition(std::unique_ptr<Partition>& part) {
+  for (uint32_t i = 0; i < part->capacity; ++i) {
+    if (!occupied(part->slots[i])) continue;
+    uint8_t* entry = entryOf(part->slots[i]);
+    entries_--;
+    bytes_ -= allocationBytes(entry);
+    std::free(entry);
+  }
+  bytes_ -= part->tableBytes() + chunkBytes(sizeof(Partition));
+  std::free(part->slots);
+  part.reset();
 }
 
 uint64_t MapRecords::partitionSize(PartitionId p) const {
@@ -669,17 +677,7 @@ void MapRecords::applyReplicated(const RecordChange& c) {
 
 void MapRecords::dropPartition(PartitionId p) {
   if (p >= partitions_.size() || !partitions_[p]) return;
-  auto& part = partitions_[p];
-  for (uint32_t i = 0; i < part->capacity; ++i) {
-    if (!occupied(part->slots[i])) continue;
-    uint8_t* entry = entryOf(part->slots[i]);
-    entries_--;
-    bytes_ -= allocationBytes(entry);
-    std::free(entry);
-  }
-  bytes_ -= part->tableBytes() + chunkBytes(sizeof(Partition));
-  std::free(part->slots);
-  part.reset();
+  freePartition(partitions_[p]);
   sweepCursor_ = 0;
 }
 

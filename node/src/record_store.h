@@ -212,6 +212,8 @@ class MapRecords {
   Partition* randomNonEmptyPartition();
   void placeNew(Partition& part, uint64_t hash, uint8_t* entry);
   void eraseAt(Partition& part, size_t slot, EntryEventType why, bool withEvent = true);
+  // Frees every entry of `part` and the partition itself (no events, no changes).
+  void freePartition(std::unique_ptr<Partition>& part);
   void emitStore(const Partition& part, const uint8_t* entry);
   void resizeTable(Partition& part, uint32_t capacity);
   void maybeShrink(Partition& part);

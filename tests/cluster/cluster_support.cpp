@@ -120,6 +120,17 @@ size_t AckedWriters::count() const {
   return acked_.size();
 }
 
+void waitForAcks(const AckedWriters& writers, size_t atLeast) {
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (writers.count() < atLeast && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  if (writers.count() < atLeast) {
+    throw std::runtime_error("writers reached " + std::to_string(writers.count()) +
+                             " acknowledgements, not " + std::to_string(atLeast) +
+                             ", within 20 s (last failure: " + writers.lastFailure() + ")");
+  }
+}
+
 std::vector<std::string> missingWrites(Client& client, const std::string& map,
                                        const std::vector<AckedWriters::Ack>& acked) {
   std::vector<std::string> missing;

@@ -73,6 +73,9 @@ class AckedWriters {
   std::vector<std::thread> threads_;
 };
 
+// Waits (up to 20 s) until `writers` has at least `atLeast` acknowledgements; fails the test if not.
+void waitForAcks(const AckedWriters& writers, size_t atLeast);
+
 // Keys of `acked` whose value the cluster does not return (empty: nothing lost).
 std::vector<std::string> missingWrites(Client& client, const std::string& map,
                                        const std::vector<AckedWriters::Ack>& acked);

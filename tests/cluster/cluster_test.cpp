@@ -18,17 +18,9 @@ using shoal::test::missingWrites;
 using shoal::test::runCommand;
 using shoal::test::ShoaldProcess;
 using shoal::test::TestCluster;
+using shoal::test::waitForAcks;
 
-namespace {
-
-void waitForAcks(const AckedWriters& writers, size_t atLeast) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (writers.count() < atLeast && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
-  REQUIRE(writers.count() >= atLeast);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("cluster: three members form a grid and any member serves any key", "[cluster]") {
   TestCluster cluster(3);

@@ -11,15 +11,9 @@ using namespace std::chrono_literals;
 using shoal::test::AckedWriters;
 using shoal::test::missingWrites;
 using shoal::test::TestCluster;
+using shoal::test::waitForAcks;
 
 namespace {
-
-void waitForAcks(const AckedWriters& writers, size_t atLeast) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (writers.count() < atLeast && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
-  REQUIRE(writers.count() >= atLeast);
-}
 
 // Ops each live member has forwarded to another member since it started, by member index.
 std::vector<uint64_t> forwardedByMember(TestCluster& cluster) {
