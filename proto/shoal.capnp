@@ -53,8 +53,21 @@ struct MapOp {
     size @16 :Void;               # key ignored -> count (entries of the map on this member)
     clear @17 :Void;              # key ignored -> count (entries removed)
     setTtl @18 :Int64;            # -> flag (entry exists); 0 removes the TTL
+    publish @20 :PublishMessage;  # topics: `map` and `key` are both the topic's name (a topic
+                                  # lives on the partition of its name) -> count (its sequence number)
   }
   traceId @19 :Text;  # the caller's trace id when it gave one; else the batch's applies
+}
+
+struct Header {
+  name @0 :Text;
+  value @1 :Data;
+}
+
+struct PublishMessage {
+  key @0 :Data;             # optional message key (empty: none)
+  value @1 :Data;
+  headers @2 :List(Header);
 }
 
 struct CompareValue {
@@ -193,6 +206,62 @@ interface Member {
 
   replayDeadLetters @9 (map :Text) -> (requeued :UInt64);
   # Moves every dead letter of the map back into its queue, due now with fresh attempts.
+
+  subscribe @10 (topic :Text, from :SubscribeFrom, subscriber :TopicSubscriber, forwarded :Bool)
+             -> (subscription :TopicSubscription, next :UInt64);
+  # Served by the topic's owner (any other member passes it on; forwarded: do not pass it on).
+  # `next` is the first sequence number the subscriber will get (a gap signal comes first when
+  # `from` asked for messages already dropped). Publish with execute (MapOp.publish).
+
+  listTopics @11 (forwarded :Bool) -> (topics :List(TopicInfo));
+  # Every topic of the cluster (forwarded: only those this member owns), by name.
+}
+
+struct TopicMessage {
+  seq @0 :UInt64;            # 1 for a topic's first message, +1 per message
+  key @1 :Data;
+  value @2 :Data;
+  headers @3 :List(Header);
+  publishTimeMs @4 :Int64;   # when the topic's owner took it (Unix ms)
+}
+
+struct SubscribeFrom {
+  union {
+    latest @0 :Void;    # only messages published after the subscription
+    earliest @1 :Void;  # the oldest message the topic still holds
+    seq @2 :UInt64;     # this sequence number on (a resume: the last one received + 1)
+  }
+}
+
+interface TopicSubscriber {
+  # Implemented by the subscriber; the topic's owner calls it in sequence order, flow-controlled.
+  onMessages @0 (topic :Text, messages :List(TopicMessage)) -> stream;
+  onGap @1 (topic :Text, from :UInt64, to :UInt64) -> stream;
+  # Messages from..to (inclusive) were dropped (overwritten or expired) before they could be
+  # delivered; delivery goes on with to + 1. Never a silent skip.
+  onClosed @2 (topic :Text, reason :Failure, next :UInt64);
+  # The member ended the subscription: wrongOwner (the topic moved: subscribe again, from `next`),
+  # overloaded (the subscriber fell too far behind), unavailable (the member is stopping).
+}
+
+interface TopicSubscription {
+  position @0 () -> (next :UInt64, last :UInt64);
+  # The next sequence number to deliver and the topic's last committed one. Clients call it now and
+  # then: a failed call means the owner is gone and the subscription must be made again.
+  cancel @1 ();
+  # Dropping the capability cancels too.
+}
+
+struct TopicInfo {
+  name @0 :Text;
+  firstSeq @1 :UInt64;     # the oldest message held (0: none)
+  lastSeq @2 :UInt64;      # the newest message published (0: none yet)
+  retained @3 :UInt64;     # messages held
+  bytes @4 :UInt64;        # memory they take on the owner
+  subscribers @5 :UInt32;  # subscriptions served by the owner
+  capacity @6 :UInt32;
+  retentionMs @7 :Int64;   # 0: kept until overwritten
+  durable @8 :Bool;
 }
 
 struct KeyFailure {

@@ -50,6 +50,8 @@ const char* opName(wire::MapOp::Which which) {
       return "clear";
     case wire::MapOp::SET_TTL:
       return "setTtl";
+    case wire::MapOp::PUBLISH:
+      return "publish";
   }
   return "unknown";
 }

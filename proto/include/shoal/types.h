@@ -7,6 +7,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace shoal {
 
@@ -41,6 +43,51 @@ struct WriteOptions {
 
 using ListenerId = uint64_t;
 using EntryListener = std::function<void(const EntryEvent&)>;
+
+// Topics ----------------------------------------------------------------------------------------
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A message to publish: the value plus an optional key and headers (delivered as given).
+struct OutgoingMessage {
+  std::string value;
+  std::string key;
+  Headers headers;
+};
+
+// A delivered message. Sequence numbers start at 1 and grow by one per message of the topic.
+struct TopicMessage {
+  std::string topic;
+  uint64_t seq = 0;
+  std::string key;
+  std::string value;
+  Headers headers;
+  int64_t publishTimeMs = 0;  // when the topic's owner took it (ms since the Unix epoch)
+};
+
+// Where a subscription starts.
+struct SubscribeFrom {
+  enum class Kind { LATEST, EARLIEST, SEQ };
+  Kind kind = Kind::LATEST;
+  uint64_t seq = 0;
+  static SubscribeFrom latest() { return {}; }                         // messages published from now on
+  static SubscribeFrom earliest() { return {Kind::EARLIEST, 0}; }      // the oldest message still held
+  static SubscribeFrom at(uint64_t seq) { return {Kind::SEQ, seq}; }  // a resume: last received + 1
+};
+
+class Error;
+
+// Callbacks of a subscription, called in sequence order on one thread (keep them short).
+struct TopicHandler {
+  std::function<void(const TopicMessage&)> onMessage;
+  // Messages from..to (inclusive) were dropped (overwritten or expired) before delivery.
+  std::function<void(const std::string& topic, uint64_t from, uint64_t to)> onGap;
+  // The subscription ended for good (the subscriber fell too far behind, or the member/client is
+  // stopping); `next` is where a new subscription resumes without loss. Optional.
+  std::function<void(const std::string& topic, const Error& reason, uint64_t next)> onClosed;
+};
+
+using SubscriptionId = uint64_t;
 
 inline std::string_view entryEventTypeName(EntryEventType type) {
   switch (type) {

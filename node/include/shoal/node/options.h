@@ -39,6 +39,20 @@ struct MapOptions {
   int64_t writeMaxRetryBackoffMs = 60000;  // cap of that wait, ms; >= writeRetryBackoffMs
 };
 
+// What a publish does when a topic holds `capacity` messages.
+enum class TopicOverload {
+  OVERWRITE,  // drop the oldest message (subscribers that still needed it get a gap signal)
+  REJECT,     // refuse the publish (OVERLOADED) until messages age out; needs retentionMs > 0
+};
+
+struct TopicOptions {
+  uint32_t capacity = 10'000;                         // messages a topic keeps (ring buffer), 1 .. 100M
+  int64_t retentionMs = 0;                            // messages are dropped this long after publish, ms; 0 = kept
+  TopicOverload overload = TopicOverload::OVERWRITE;  // a full ring buffer: overwrite, or reject publishes
+  bool durable = false;  // kept in the member's store (needs data-dir or store): survives a full restart
+  uint32_t maxSubscriberLag = 0;  // messages a subscriber may fall behind before it is cut off; 0 = capacity
+};
+
 struct Limits {
   uint32_t maxKeyBytes = 64 * 1024;                // largest key, bytes (1 .. 16 MiB)
   uint32_t maxValueBytes = 8 * 1024 * 1024;        // largest value, bytes (0 .. 512 MiB)
@@ -76,6 +90,8 @@ struct NodeOptions {
   Limits limits;
   MapOptions defaultMap;                   // configuration of maps not named in `maps`
   std::map<std::string, MapOptions> maps;  // per-map configuration by map name
+  TopicOptions defaultTopic;                   // configuration of topics not named in `topics`
+  std::map<std::string, TopicOptions> topics;  // per-topic configuration by topic name
   uint32_t expirySweepIntervalMs = 100;    // how often expired entries are swept (1 .. 60000)
 
   // Throws shoal::Error(INVALID_ARGUMENT) naming the first invalid field.
