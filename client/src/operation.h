@@ -1,4 +1,4 @@
-// One map operation on its way through the client: what to do, its deadline, its request id (a
+// One map operation (or topic publish) on its way through the client: what to do, its deadline, its request id (a
 // retry reuses it so the member applies a write once) and the callback that receives the outcome.
 #pragma once
 
@@ -29,6 +29,7 @@ enum class OpKind {
   SIZE,
   CLEAR,
   SET_TTL,
+  PUBLISH,  // topics: `map` and `key` are the topic's name; the outcome's count is the sequence number
 };
 
 struct Outcome {
@@ -50,6 +51,8 @@ struct Operation {
   uint64_t version = 0;  // *_IF_VERSION
   int64_t ttlMs = -1;    // writes: -1 map default; SET_TTL: the new TTL
   int64_t maxIdleMs = -1;
+  std::string messageKey;  // PUBLISH: the message's own key (empty: none)
+  Headers headers;         // PUBLISH
   std::string traceId;
   uint64_t requestId = 0;  // set by the transport for writes
   Clock::time_point deadline;

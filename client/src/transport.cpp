@@ -9,8 +9,10 @@
 #include <random>
 
 #include "circuit_breaker.h"
+#include "entry_listeners.h"
 #include "routing_table.h"
 #include "shoal/wire_error_code.h"
+#include "subscriptions.h"
 #include "wire_conversion.h"
 
 namespace shoal::client {
@@ -50,18 +52,11 @@ struct Transport::Link {
   Clock::time_point busySince{};  // last progress while calls are in flight (send or reply)
   Clock::time_point nextSlowCheck{};
   bool slow(Clock::time_point now) const { return inFlight > 0 && now - busySince > SLOW_CALL; }
-  std::vector<kj::Own<kj::PromiseFulfiller<wire::Member::Client>>> readyWaiters;
+  std::vector<kj::Own<kj::PromiseFulfiller<RegistrationHost::Home>>> readyWaiters;
+  uint64_t connectionId = 0;  // of the current connection, unique in the client (registrations)
   std::string lastError;
   uint32_t maxBatchOps = 1;  // learned from the member on connect, capped by the options
   uint64_t maxBatchBytes = 1024;
-};
-
-struct Transport::Listener {
-  ListenerId id;
-  std::string map;
-  EntryListener fn;
-  bool includeValues;
-  kj::Maybe<wire::Registration::Client> registration;
 };
 
 struct Transport::Io : public kj::TaskSet::ErrorHandler {
@@ -82,8 +77,10 @@ struct Transport::Io : public kj::TaskSet::ErrorHandler {
   bool refreshAgain = false;  // something asked for a refresh while one was in flight
   bool tableStale = false;    // a refresh is wanted but no member was reachable
   Clock::time_point nextRefresh{};
-  std::map<ListenerId, std::unique_ptr<Listener>> listeners;
-  ListenerId nextListenerId = 1;
+  uint64_t nextConnectionId = 1;
+  // Push registrations, kept alive across reconnects and failovers by their own modules.
+  std::unique_ptr<EntryListeners> listeners;
+  std::unique_ptr<Subscriptions> subscriptions;
   std::mt19937_64 rng{std::random_device{}()};
   // Write request ids: windowBase is the lowest id not yet completed; writeDone[i] tells whether
   // id windowBase + i has completed. The member forgets dedupe results below windowBase.
@@ -101,43 +98,28 @@ struct Transport::Io : public kj::TaskSet::ErrorHandler {
   std::deque<bool> writeDone;
 };
 
-// Receives pushed entry events and hands them to the event thread, in order.
-class Transport::EntryListenerImpl final : public wire::EntryListener::Server {
+// The transport as entry listeners and subscriptions see it (registration_host.h).
+class Transport::Host final : public RegistrationHost {
  public:
-  EntryListenerImpl(Transport& t, ListenerId id) : transport_(t), id_(id) {}
-  kj::Promise<void> onEvents(OnEventsContext context) override {
-    auto it = transport_.io_->listeners.find(id_);
-    if (it == transport_.io_->listeners.end()) return kj::READY_NOW;
-    std::vector<shoal::EntryEvent> events;
-    for (auto e : context.getParams().getEvents()) {
-      events.push_back(shoal::EntryEvent{publicType(e.getType()), e.getMap(), stringOf(e.getKey()),
-                                         stringOf(e.getValue()), stringOf(e.getOldValue()), e.getVersion()});
-    }
-    boost::asio::post(transport_.eventThread_, [fn = it->second->fn, events = std::move(events)] {
-      for (auto& e : events) {
-        try {
-          fn(e);
-        } catch (...) {
-          // A throwing listener must not stop the others or the client.
-        }
-      }
-    });
-    return kj::READY_NOW;
+  explicit Host(Transport& t) : t_(t) {}
+  kj::Promise<Home> home() override {
+    auto timeoutMs = t_.options_.connectTimeout.count();
+    return t_.whenReady(t_.homeLink())
+        .exclusiveJoin(timer().afterDelay(timeoutMs * kj::MILLISECONDS).then([this]() -> Home {
+          kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "no connection to the home member in time",
+                                               t_.homeLink().address, t_.homeLink().lastError));
+        }));
   }
-  kj::Promise<void> onClosed(OnClosedContext context) override {
-    // The member cut this listener off (it fell behind, or the member is stopping): register
-    // again so events keep flowing.
-    auto it = transport_.io_->listeners.find(id_);
-    if (it != transport_.io_->listeners.end()) {
-      it->second->registration = nullptr;
-      transport_.registerListener(transport_.homeLink(), *it->second);  // only if READY
-    }
-    return kj::READY_NOW;
+  std::chrono::milliseconds backoff(uint32_t attempt) override { return t_.backoff(attempt); }
+  kj::Timer& timer() override { return t_.io_->context.provider->getTimer(); }
+  void postEvent(std::function<void()> fn) override { boost::asio::post(t_.eventThread_, std::move(fn)); }
+  std::chrono::milliseconds callTimeout() const override { return t_.options_.requestTimeout; }
+  void debug(const std::string& message) override {
+    if (t_.options_.debugLog) t_.options_.debugLog(message);
   }
 
  private:
-  Transport& transport_;
-  ListenerId id_;
+  Transport& t_;
 };
 
 Transport::Transport(const ClientOptions& options) : options_(options), clientId_(randomId()) {
@@ -167,6 +149,9 @@ void Transport::ioMain(std::promise<void>& ready) {
   auto context = kj::setupAsyncIo();
   Io io(context);
   io_ = &io;
+  Host host(*this);
+  io.listeners = std::make_unique<EntryListeners>(host);
+  io.subscriptions = std::make_unique<Subscriptions>(host);
   for (auto& server : options_.servers) linkFor(server);
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
   {
@@ -188,7 +173,8 @@ void Transport::ioMain(std::promise<void>& ready) {
     inbox_.clear();
   }
   for (auto& link : io.links) failAll(*link, closedError);
-  io.listeners.clear();
+  io.subscriptions.reset();
+  io.listeners.reset();
   io_ = nullptr;
 }
 
@@ -338,6 +324,15 @@ void Transport::onConnected(Link& link, kj::Own<kj::AsyncIoStream> stream) {
   link.member = link.rpc->bootstrap().castAs<wire::Member>();
   // Learn the member's limits before sending batches, so no batch is too large for it.
   auto generation = link.generation;
+  // A connection the member closed (it stopped, or was killed) is noticed at once, also when no
+  // call is in flight (a client that only subscribes): its registrations are made again elsewhere.
+  io_->tasks.add(link.calls.wrap(link.rpc->onDisconnect())
+                     .then([]() { return true; }, [](kj::Exception&&) { return false; })
+                     .then([this, &link, generation](bool closedByPeer) {
+                       if (closedByPeer && link.generation == generation && link.state != Link::State::IDLE) {
+                         disconnect(link, "connection to " + link.address + " closed");
+                       }
+                     }));
   io_->tasks.add(
       KJ_ASSERT_NONNULL(link.member)
           .pingRequest()
@@ -384,13 +379,11 @@ void Transport::onReady(Link& link) {
   link.state = Link::State::READY;
   link.reconnectAttempt = 0;
   link.down = false;
+  link.connectionId = io_->nextConnectionId++;
   // The breaker closes on the first successful call, not on TCP connect alone.
   auto& member = KJ_ASSERT_NONNULL(link.member);
-  for (auto& waiter : link.readyWaiters) waiter->fulfill(wire::Member::Client(member));
+  for (auto& waiter : link.readyWaiters) waiter->fulfill({wire::Member::Client(member), link.connectionId});
   link.readyWaiters.clear();
-  if (&link == &homeLink()) {
-    for (auto& [id, listener] : io_->listeners) registerListener(link, *listener);
-  }
   if (io_->tableStale) refreshTable(&link);
   pump(link);
 }
@@ -432,14 +425,16 @@ void Transport::moveHome(Link& failed) {
     }
     if (found) break;
   }
-  // Listener registrations belong to the old home; dropping them removes them there.
-  for (auto& [id, listener] : io_->listeners) listener->registration = nullptr;
+  // Registrations on the old home follow when its connection is dropped (connectionLost).
   io_->home = next;
   auto& home = homeLink();
   for (auto& w : failed.readyWaiters) home.readyWaiters.push_back(kj::mv(w));
   failed.readyWaiters.clear();
   if (home.state == Link::State::READY) {
-    for (auto& [id, listener] : io_->listeners) registerListener(home, *listener);
+    for (auto& waiter : home.readyWaiters) {
+      waiter->fulfill({wire::Member::Client(KJ_ASSERT_NONNULL(home.member)), home.connectionId});
+    }
+    home.readyWaiters.clear();
   } else {
     ensureConnected(home);
     scheduleReconnect(home);
@@ -458,9 +453,9 @@ void Transport::disconnect(Link& link, const std::string& why) {
   // an answer that a stopped member may never send.
   link.calls.cancel(
       kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(why.c_str())));
-  if (&link == &homeLink()) {
-    for (auto& [id, listener] : io_->listeners) listener->registration = nullptr;
-  }
+  // Listeners and subscriptions made on this connection are made again (at the home member).
+  io_->listeners->connectionLost(link.connectionId);
+  io_->subscriptions->connectionLost(link.connectionId);
   // Tear the connection down outside the continuation that noticed the failure.
   io_->tasks.add(kj::evalLater([rpc = kj::mv(link.rpc), stream = kj::mv(link.stream)]() mutable {
     rpc = nullptr;
@@ -485,7 +480,8 @@ void Transport::scheduleReconnect(Link& link) {
   // A member of the current table is reconnected even when idle, so that its keys go straight to
   // it again as soon as it is back.
   bool needed = !link.queue.empty() || !link.readyWaiters.empty() ||
-                (&link == &homeLink() && !io_->listeners.empty()) || io_->table.hasMember(link.address);
+                (&link == &homeLink() && !(io_->listeners->empty() && io_->subscriptions->empty())) ||
+                io_->table.hasMember(link.address);
   if (!needed) return;
   link.reconnectScheduled = true;
   auto delay = backoff(link.reconnectAttempt++);
@@ -513,6 +509,8 @@ void Transport::sendBatch(Link& link) {
   uint64_t bytes = 0;
   for (auto& op : link.queue) {
     uint64_t size = op->map.size() + op->key.size() + op->value.size() + op->expected.size() + 64;
+    for (auto& [name, value] : op->headers) size += name.size() + value.size() + 16;
+    size += op->messageKey.size();
     if (n == link.maxBatchOps || (n > 0 && bytes + size > link.maxBatchBytes)) break;
     bytes += size;
     ++n;
@@ -795,9 +793,11 @@ void Transport::tick() {
   }
 }
 
-kj::Promise<wire::Member::Client> Transport::whenReady(Link& link) {
-  if (link.state == Link::State::READY) return wire::Member::Client(KJ_ASSERT_NONNULL(link.member));
-  auto paf = kj::newPromiseAndFulfiller<wire::Member::Client>();
+kj::Promise<RegistrationHost::Home> Transport::whenReady(Link& link) {
+  if (link.state == Link::State::READY) {
+    return RegistrationHost::Home{wire::Member::Client(KJ_ASSERT_NONNULL(link.member)), link.connectionId};
+  }
+  auto paf = kj::newPromiseAndFulfiller<RegistrationHost::Home>();
   link.readyWaiters.push_back(kj::mv(paf.fulfiller));
   ensureConnected(link);
   scheduleReconnect(link);
@@ -814,7 +814,7 @@ kj::Promise<void> Transport::callWithRetry(std::function<kj::Promise<void>(wire:
   }
   auto generation = link.generation;
   return whenReady(link)
-      .then([fn](wire::Member::Client member) mutable { return fn(member); })
+      .then([fn](RegistrationHost::Home home) mutable { return fn(home.member); })
       .then(
           [&link]() -> kj::Promise<void> {
             link.breaker.recordSuccess();
@@ -872,62 +872,69 @@ void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
   if (failure) std::rethrow_exception(failure);
 }
 
-void Transport::registerListener(Link& link, Listener& listener) {
-  if (link.state != Link::State::READY) return;
-  auto& member = KJ_ASSERT_NONNULL(link.member);
-  auto request = member.addListenerRequest();
-  request.setMap(listener.map);
-  request.setIncludeValues(listener.includeValues);
-  request.setListener(kj::heap<EntryListenerImpl>(*this, listener.id));
-  auto id = listener.id;
-  io_->tasks.add(request.send().then(
-      [this, id](capnp::Response<wire::Member::AddListenerResults>&& response) {
-        auto it = io_->listeners.find(id);
-        if (it != io_->listeners.end()) it->second->registration = response.getRegistration();
-      },
-      [](kj::Exception&&) {
-        // The connection failed; listeners are registered again when it comes back.
-      }));
-}
-
-ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool includeValues) {
-  ListenerId id = 0;
+uint64_t Transport::awaitRegistration(const char* what,
+                                      std::function<kj::Promise<std::optional<Error>>(Io&, uint64_t& id)> start,
+                                      std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
+                                      std::function<void(Io&, uint64_t id)> cancel) {
+  requireNotIoThread(what);
+  auto timeout = options_.requestTimeout;
+  uint64_t id = 0;
+  std::optional<Error> failure;
   try {
-    addListenerCall(map, fn, includeValues, &id);
-  } catch (...) {
-    // Not registered: forget it, so it is not registered again on reconnect.
-    if (id != 0) removeListener(id);
-    throw;
+    executor_->executeSync([&]() -> kj::Promise<void> {
+      if (io_ == nullptr) {
+        failure = Error(ErrorCode::UNAVAILABLE, "the client was closed");
+        return kj::READY_NOW;
+      }
+      return start(*io_, id)
+          .then([&failure](std::optional<Error> ended) { failure = std::move(ended); })
+          .exclusiveJoin(
+              io_->context.provider->getTimer().afterDelay(timeout.count() * kj::MILLISECONDS).then([&, timeout]() {
+                auto last = lastProblem(*io_, id);
+                auto gaveUp = " (gave up after " + std::to_string(timeout.count()) + " ms, requestTimeout)";
+                failure = last ? Error(last->code() == ErrorCode::UNAVAILABLE ? ErrorCode::UNAVAILABLE
+                                                                               : ErrorCode::TIMEOUT,
+                                       std::string(last->what()) + gaveUp)
+                               : Error(ErrorCode::TIMEOUT, std::string("no answer from ") + homeLink().address + gaveUp);
+              }))
+          .then([&]() {
+            if (failure) cancel(*io_, id);  // not taken in time: it must not start later
+          });
+    });
+  } catch (const kj::Exception& e) {
+    throw Error(ErrorCode::UNAVAILABLE, std::string("the client was closed: ") + e.getDescription().cStr());
   }
+  if (failure) throw *failure;
   return id;
 }
 
-void Transport::addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues,
-                                ListenerId* idOut) {
-  auto& id = *idOut;
-  call(
-      [&](wire::Member::Client& member) -> kj::Promise<void> {
-        if (id == 0) {
-          id = io_->nextListenerId++;
-          io_->listeners[id] = std::make_unique<Listener>(Listener{id, map, fn, includeValues, nullptr});
-        }
-        auto request = member.addListenerRequest();
-        request.setMap(map);
-        request.setIncludeValues(includeValues);
-        request.setListener(kj::heap<EntryListenerImpl>(*this, id));
-        return request.send().then([this, id](capnp::Response<wire::Member::AddListenerResults>&& response) {
-          auto it = io_->listeners.find(id);
-          if (it != io_->listeners.end()) it->second->registration = response.getRegistration();
-        });
-      },
-      options_.requestTimeout);
+ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool includeValues) {
+  return awaitRegistration(
+      "addListener",
+      [&](Io& io, uint64_t& id) { return io.listeners->add(map, std::move(fn), includeValues, id); },
+      [](Io& io, uint64_t id) { return io.listeners->lastProblem(id); },
+      [](Io& io, uint64_t id) { io.listeners->remove(id); });
 }
 
 void Transport::removeListener(ListenerId id) {
   requireNotIoThread("removeListener");
   executor_->executeSync([&]() {
-    if (io_ == nullptr) return;
-    io_->listeners.erase(id);  // dropping the Registration capability removes it on the member
+    if (io_ != nullptr) io_->listeners->remove(id);
+  });
+}
+
+SubscriptionId Transport::subscribe(const std::string& topic, TopicHandler handler, SubscribeFrom from) {
+  return awaitRegistration(
+      "subscribe",
+      [&](Io& io, uint64_t& id) { return io.subscriptions->add(topic, std::move(handler), from, id); },
+      [](Io& io, uint64_t id) { return io.subscriptions->lastProblem(id); },
+      [](Io& io, uint64_t id) { io.subscriptions->remove(id); });
+}
+
+void Transport::unsubscribe(SubscriptionId id) {
+  requireNotIoThread("unsubscribe");
+  executor_->executeSync([&]() {
+    if (io_ != nullptr) io_->subscriptions->remove(id);
   });
 }
 

@@ -17,11 +17,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "operation.h"
+#include "registration_host.h"
 #include "shoal/client/client.h"
 #include "shoal/client/options.h"
 #include "shoal/proto/shoal.capnp.h"
@@ -46,8 +48,13 @@ class Transport {
   // `fn` stores its result in variables the caller captured.
   void call(std::function<kj::Promise<void>(wire::Member::Client&)> fn, std::chrono::milliseconds timeout);
 
+  // Entry listeners and topic subscriptions (entry_listeners.h, subscriptions.h): each waits until
+  // the member took the registration, or throws (INVALID_ARGUMENT; TIMEOUT / UNAVAILABLE after
+  // requestTimeout, and then forgets it). Removal never blocks on the network.
   ListenerId addListener(const std::string& map, EntryListener listener, bool includeValues);
   void removeListener(ListenerId id);
+  SubscriptionId subscribe(const std::string& topic, TopicHandler handler, SubscribeFrom from);
+  void unsubscribe(SubscriptionId id);
 
   // Fetches the partition table from the home member and waits for it (at connect). Keyed
   // operations go through the home member until a table is known; failures are not errors.
@@ -55,9 +62,8 @@ class Transport {
 
  private:
   struct Link;
-  struct Listener;
   struct Io;
-  class EntryListenerImpl;
+  class Host;
 
   void ioMain(std::promise<void>& ready);
   kj::Promise<void> waitForWork();
@@ -91,9 +97,13 @@ class Transport {
   void failAll(Link& link, const Error& error);
   void tick();
   kj::Promise<void> tickLoop();
-  kj::Promise<wire::Member::Client> whenReady(Link& link);
-  void registerListener(Link& link, Listener& listener);
-  void addListenerCall(const std::string& map, const EntryListener& fn, bool includeValues, ListenerId* id);
+  kj::Promise<RegistrationHost::Home> whenReady(Link& link);
+  // Runs `start` (which sets the registration's id) on the I/O thread and waits up to
+  // requestTimeout for the registration; on failure `cancel(id)` forgets it and the error is thrown.
+  uint64_t awaitRegistration(const char* what,
+                             std::function<kj::Promise<std::optional<Error>>(Io&, uint64_t& id)> start,
+                             std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
+                             std::function<void(Io&, uint64_t id)> cancel);
   std::chrono::milliseconds backoff(uint32_t attempt);
   kj::Promise<void> callWithRetry(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
                                   Clock::time_point deadline);

@@ -84,6 +84,17 @@ void fillOp(wire::MapOp::Builder out, const Operation& op) {
     case OpKind::SET_TTL:
       out.setSetTtl(op.ttlMs);
       break;
+    case OpKind::PUBLISH: {
+      auto p = out.initPublish();
+      p.setKey(bytesOf(op.messageKey));
+      p.setValue(bytesOf(op.value));
+      auto headers = p.initHeaders(op.headers.size());
+      for (size_t i = 0; i < op.headers.size(); ++i) {
+        headers[i].setName(op.headers[i].first);
+        headers[i].setValue(bytesOf(op.headers[i].second));
+      }
+      break;
+    }
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include "shoal/client/options.h"
 #include "shoal/client/result.h"
+#include "shoal/client/topic.h"
 #include "shoal/error.h"
 #include "shoal/types.h"
 
@@ -173,8 +174,13 @@ class Client {
     return Map<K, V>(rawMap(name));
   }
 
+  // A topic handle; throws INVALID_ARGUMENT for a name that cannot be a topic's (see topicNameProblem).
+  Topic topic(std::string_view name);
+
   MemberInfo ping();
   std::vector<MapInfo> maps();
+  // Every topic of the cluster, by name.
+  std::vector<TopicInfo> topics();
   ClusterInfo cluster();
 
   // Write-behind maps. Each throws INVALID_ARGUMENT for a map that is not write-behind.
@@ -185,7 +191,8 @@ class Client {
   DeadLetterPage deadLetters(std::string_view map, uint32_t limit = 1000);
   // Re-queues every dead letter of `map`; returns how many.
   uint64_t replayDeadLetters(std::string_view map);
-  // Fails queued operations with UNAVAILABLE and stops the client's threads. Idempotent.
+  // Fails queued operations with UNAVAILABLE, ends subscriptions and listeners (without calling
+  // their onClosed; callbacks not yet started are dropped) and stops the client's threads. Idempotent.
   void close();
 
  private:

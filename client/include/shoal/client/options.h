@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct ClientOptions {
   std::string traceIdPrefix = "c";                  // prefix of generated trace ids
   bool smartRouting = true;  // send each keyed op straight to its partition's primary (learning the
                              // table from the members); false: everything goes through one member
+  // Receives debug messages (why a subscription or listener is made again, and when), on the
+  // client's I/O thread: keep it short. Default: none.
+  std::function<void(const std::string&)> debugLog;
 
   // Throws shoal::Error(INVALID_ARGUMENT) naming the first invalid field.
   void validate() const;
