@@ -2,6 +2,7 @@
 #include "map_service.h"
 
 #include "member_log.h"
+#include "topic/topic_log.h"
 
 namespace shoal::node {
 namespace {
@@ -80,7 +81,19 @@ void MapService::setClusterHooks(std::function<void(MapRecords&)> onNewMap,
   for (auto& [_, map] : maps_) onNewMap_(*map);
 }
 
+const TopicOptions& MapService::topicOptions(std::string_view topic) const {
+  auto it = options_.topics.find(std::string(topic));
+  return it == options_.topics.end() ? options_.defaultTopic : it->second;
+}
+
 MapConfig MapService::configFor(const std::string& name) const {
+  if (topic::isTopicMap(name)) {
+    // A topic's ring buffer: bounded by its capacity (see TopicLog), never evicted.
+    MapConfig c;
+    c.eviction = EvictionPolicy::NONE;
+    c.defaultTtlMs = topicOptions(topic::topicOfMap(name)).retentionMs;
+    return c;
+  }
   auto it = options_.maps.find(name);
   const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
   MapConfig c;
@@ -94,6 +107,10 @@ MapConfig MapService::configFor(const std::string& name) const {
 
 MapPersistenceMode MapService::modeOf(const std::string& name) const {
   if (persistence_ == nullptr) return MapPersistenceMode::NONE;
+  if (topic::isTopicMap(name)) {
+    return topicOptions(topic::topicOfMap(name)).durable ? MapPersistenceMode::WRITE_THROUGH
+                                                         : MapPersistenceMode::NONE;
+  }
   auto it = options_.maps.find(name);
   const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
   return o.persistence;
@@ -211,6 +228,11 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
   }
   if (op.hasTraceId()) traceId = op.getTraceId().cStr();
   auto which = op.which();
+  if (mapName.cStr()[0] == '$' && which != wire::MapOp::PUBLISH) {
+    fail(result, wire::ErrorCode::INVALID_ARGUMENT,
+         "map names starting with '$' are reserved (got '" + std::string(mapName.cStr()) + "')");
+    return;
+  }
   auto key = viewOf(op.getKey());
   auto& limits = options_.limits;
   if (key.size() > limits.maxKeyBytes) {
@@ -282,6 +304,13 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
       result.setCount(map ? clearOwned(*map) : 0);
       break;
     }
+    case wire::MapOp::PUBLISH:
+      applyPublish(p, op, result);
+      if (result.isFailure()) {
+        memberLog().info("[trace {}] rejected publish to topic '{}': {}", traceId, name,
+                         result.getFailure().getMessage().cStr());
+      }
+      break;
     default:
       if (persistence_ != nullptr) {
         auto mode = modeOf(name);
@@ -353,6 +382,49 @@ void MapService::rememberReplicated(uint64_t clientId, uint64_t requestId, uint6
                                     wire::OpResult::Reader result) {
   dedupe_.beginBatch(clientId, lowestPending, clock_.nowMs());
   dedupe_.remember(clientId, requestId, result);
+}
+
+void MapService::applyPublish(partition::PartitionId p, wire::MapOp::Reader op,
+                              wire::OpResult::Builder result) {
+  std::string topicName(op.getMap().cStr(), op.getMap().size());
+  if (auto invalid = topic::invalidName(topicName)) {
+    fail(result, wire::ErrorCode::INVALID_ARGUMENT, *invalid);
+    return;
+  }
+  if (viewOf(op.getKey()) != topicName) {
+    fail(result, wire::ErrorCode::INVALID_ARGUMENT, "a publish's key must be its topic's name");
+    return;
+  }
+  auto message = op.getPublish();
+  auto& limits = options_.limits;
+  if (message.getValue().size() > limits.maxValueBytes) {
+    fail(result, wire::ErrorCode::TOO_LARGE,
+         "message of " + std::to_string(message.getValue().size()) +
+             " bytes exceeds limits.max-value-bytes (" + std::to_string(limits.maxValueBytes) + ")");
+    return;
+  }
+  auto extra = topic::encodedSize(message) - message.getValue().size();
+  if (extra > limits.maxKeyBytes) {
+    fail(result, wire::ErrorCode::TOO_LARGE,
+         "message key and headers of " + std::to_string(extra) + " bytes exceed limits.max-key-bytes (" +
+             std::to_string(limits.maxKeyBytes) + ")");
+    return;
+  }
+  auto ringName = topic::mapNameOf(topicName);
+  if (persistence_ != nullptr && modeOf(ringName) != MapPersistenceMode::NONE && persistence_->failure(false)) {
+    fail(result, wire::ErrorCode::STORE_FAILED,
+         "the backing store is failing (" + *persistence_->failure(false) +
+             "); publishes to durable topic '" + topicName + "' are refused until it works again");
+    return;
+  }
+  topic::TopicLog log(records(ringName), p, topicName);
+  auto appended = log.append(topicOptions(topicName), message, clock_.nowMs());
+  if (appended.refused) {
+    fail(result, wire::ErrorCode::OVERLOADED, "topic '" + topicName + "': " + *appended.refused);
+    return;
+  }
+  result.setCount(appended.seq);
+  if (publishHook_) publishHook_(topicName, appended.seq);
 }
 
 void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,

@@ -65,6 +65,12 @@ class MapService {
   void rememberReplicated(uint64_t clientId, uint64_t requestId, uint64_t lowestPending,
                           wire::OpResult::Reader result);
 
+  // Topics: `applied(topic, seq)` runs for every message appended here (the topic hub's hook).
+  void setPublishHook(std::function<void(const std::string&, uint64_t)> applied) {
+    publishHook_ = std::move(applied);
+  }
+  const TopicOptions& topicOptions(std::string_view topic) const;
+
   // Makes maps configured as persistent write through `persistence` (null: none). Call before use.
   void setPersistence(MapPersistence* persistence) { persistence_ = persistence; }
   bool isPersistent(const std::string& name) const { return modeOf(name) != MapPersistenceMode::NONE; }
@@ -108,6 +114,7 @@ class MapService {
  private:
   void applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,
                   wire::OpResult::Builder result);
+  void applyPublish(partition::PartitionId p, wire::MapOp::Reader op, wire::OpResult::Builder result);
   MapConfig configFor(const std::string& name) const;
 
   const NodeOptions& options_;
@@ -123,6 +130,7 @@ class MapService {
   std::function<bool(partition::PartitionId)> owns_;
   ResultSink resultSink_;
   std::function<std::optional<std::string>()> writeGuard_;
+  std::function<void(const std::string&, uint64_t)> publishHook_;
   std::function<bool()> replicationPending_;
   std::function<kj::Promise<void>()> replicationFlush_;
   uint64_t lowestPending_ = 0;  // of the batch being applied

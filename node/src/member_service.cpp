@@ -1,10 +1,12 @@
 // wire::Member implementation; see member_service.h.
 #include "member_service.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "member_log.h"
+#include "topic/topic_log.h"
 #include "shoal/version.h"
 
 namespace shoal::node {
@@ -67,6 +69,10 @@ struct MemberService::Routing {
   std::vector<Route> route;
   std::vector<partition::PartitionId> partition;
 };
+
+bool MemberService::isLocal(const Routing& routing, uint32_t i) {
+  return routing.route[i] == Routing::Route::LOCAL;
+}
 
 namespace {
 
@@ -225,7 +231,7 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
                "partition " + std::to_string(routing.partition[i]) + " moved to another member; retry");
       }
     }
-    return kj::mv(committed);
+    return committed.then([this, context, &routing]() mutable { notifyPublished(context, routing); });
   });
 }
 
@@ -396,6 +402,10 @@ kj::Promise<void> MemberService::ping(PingContext context) {
 
 kj::Promise<void> MemberService::listMaps(ListMapsContext context) {
   auto maps = maps_.allMaps();
+  // Topics' ring buffers are listed by listTopics.
+  maps.erase(std::remove_if(maps.begin(), maps.end(),
+                            [](const MapRecords* m) { return topic::isTopicMap(m->name()); }),
+             maps.end());
   auto out = context.getResults().initMaps(maps.size());
   for (size_t i = 0; i < maps.size(); ++i) {
     out[i].setName(maps[i]->name());

@@ -7,6 +7,7 @@
 
 #include "cluster/cluster.h"
 #include "map_service.h"
+#include "topic/topic_hub.h"
 #include "shoal/proto/shoal.capnp.h"
 #include "write_behind_driver.h"
 
@@ -22,8 +23,13 @@ class MemberService final : public wire::Member::Server {
  public:
   // `writeBehind` is null when the member has no data-dir (no map can be write-behind).
   MemberService(MapService& maps, cluster::Cluster& cluster, const MemberIdentity& identity,
-                const Clock& clock, WriteBehindDriver* writeBehind)
-      : maps_(maps), cluster_(cluster), identity_(identity), clock_(clock), writeBehind_(writeBehind) {}
+                const Clock& clock, WriteBehindDriver* writeBehind, topic::TopicHub& topics)
+      : maps_(maps),
+        cluster_(cluster),
+        identity_(identity),
+        clock_(clock),
+        writeBehind_(writeBehind),
+        topics_(topics) {}
 
   kj::Promise<void> execute(ExecuteContext context) override;
   kj::Promise<void> scan(ScanContext context) override;
@@ -36,6 +42,9 @@ class MemberService final : public wire::Member::Server {
   kj::Promise<void> flushWriteBehind(FlushWriteBehindContext context) override;
   kj::Promise<void> listDeadLetters(ListDeadLettersContext context) override;
   kj::Promise<void> replayDeadLetters(ReplayDeadLettersContext context) override;
+  // Topics (member_topics.cpp).
+  kj::Promise<void> subscribe(SubscribeContext context) override;
+  kj::Promise<void> listTopics(ListTopicsContext context) override;
 
  private:
   struct Routing;
@@ -47,6 +56,9 @@ class MemberService final : public wire::Member::Server {
   // Sends the ops at `indices` to the member at `address`, which owns their partitions.
   kj::Promise<void> forwardTo(ExecuteContext context, const std::string& address,
                               std::vector<uint32_t> indices);
+  // Tells the topic hub which of the batch's publishes are committed (replicated, stored).
+  void notifyPublished(ExecuteContext context, const Routing& routing);
+  static bool isLocal(const Routing& routing, uint32_t i);
   // size / clear: adds what every other member counts for its own partitions.
   kj::Promise<void> fanOut(ExecuteContext context, std::vector<uint32_t> indices);
 
@@ -55,6 +67,7 @@ class MemberService final : public wire::Member::Server {
   const MemberIdentity& identity_;
   const Clock& clock_;
   WriteBehindDriver* writeBehind_;
+  topic::TopicHub& topics_;
   uint64_t opsForwarded_ = 0;  // ops sent on to their owner (MemberInfo.opsForwarded)
 };
 

@@ -214,6 +214,10 @@ Node::~Node() {
   stop();
 }
 
+TopicHandle Node::topic(std::string_view name) {
+  return TopicHandle(*runtime_, std::string(name));
+}
+
 MapHandle Node::map(std::string_view name) {
   if (name.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "map name is empty");
   return MapHandle(*runtime_, std::string(name));
@@ -232,7 +236,9 @@ const NodeOptions& Node::options() const {
 std::vector<std::string> Node::mapNames() const {
   std::vector<std::string> names;
   runtime_->runOnShard([&](node::MapService& maps) {
-    for (auto* m : maps.allMaps()) names.push_back(m->name());
+    for (auto* m : maps.allMaps()) {
+      if (m->name()[0] != '$') names.push_back(m->name());  // not topics' ring buffers
+    }
   });
   return names;
 }

@@ -38,6 +38,15 @@ void validateMap(const MapOptions& m, const std::string& prefix, const NodeOptio
           "must be >= write-retry-backoff");
 }
 
+void validateTopic(const TopicOptions& t, const std::string& prefix, const NodeOptions& node) {
+  require(t.capacity >= 1 && t.capacity <= 100'000'000, prefix + ".capacity", "must be 1..100000000");
+  require(t.retentionMs >= 0, prefix + ".retention", "must be >= 0");
+  require(t.overload != TopicOverload::REJECT || t.retentionMs > 0, prefix + ".overload",
+          "reject needs a retention (without one the topic would refuse every publish once full)");
+  require(!t.durable || !node.dataDir.empty() || node.store, prefix + ".durable",
+          "a durable topic needs data-dir (or an embedder's store)");
+}
+
 }  // namespace
 
 void NodeOptions::validate() const {
@@ -87,6 +96,13 @@ void NodeOptions::validate() const {
     require(m.persistence != MapPersistenceMode::WRITE_BEHIND || mapName.size() <= 255,
             "maps." + mapName + ".persistence", "write-behind map names are at most 255 bytes");
     validateMap(m, "maps." + mapName, *this);
+  }
+  validateTopic(defaultTopic, "topic-defaults", *this);
+  for (auto& [topicName, t] : topics) {
+    bool named = !topicName.empty() && topicName.size() <= 200 && topicName.find_first_of("{}") == std::string::npos &&
+                 topicName[0] != '$';
+    require(named, "topics." + topicName, "topic names are 1..200 bytes, without '{' or '}', not starting with '$'");
+    validateTopic(t, "topics." + topicName, *this);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <capnp/serialize-async.h>
 #include <kj/async-io.h>
 #include <kj/common.h>
+#include <kj/debug.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -19,6 +20,8 @@
 #include "map_service.h"
 #include "member_log.h"
 #include "member_service.h"
+#include "topic/local_subscriptions.h"
+#include "topic/topic_hub.h"
 #include "resp/resp_cluster.h"
 #include "resp/resp_server.h"
 #include "shoal/error.h"
@@ -308,11 +311,21 @@ void Runtime::shardMain() {
                      options_.respMap);
   }
 
+  // Topics: subscribers of the topics this member owns; messages go out once committed.
+  auto topics = std::make_shared<topic::TopicHub>(maps, io.provider->getTimer());
+  maps.setPublishHook([&topics](const std::string& name, uint64_t seq) { topics->applied(name, seq); });
+  cluster.addViewListener([&topics, &cluster](const cluster::View&, const cluster::View&) {
+    topics->closeMoved([&cluster](partition::PartitionId p) { return cluster.membership().isPrimary(p); });
+  });
+
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
   capnp::Capability::Client bootstrap =
-      kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get());
+      kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get(), *topics);
   auto localMember = bootstrap.castAs<wire::Member>();
+  topic::LocalSubscriptions subscriptions(
+      localMember, io.provider->getTimer(),
+      [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)
@@ -332,6 +345,7 @@ void Runtime::shardMain() {
     stopFulfiller_ = kj::mv(stop.fulfiller);
     maps_ = &maps;
     member_ = &localMember;
+    subscriptions_ = &subscriptions;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   // Join (or form) the cluster; the loop serves other members' calls meanwhile.
@@ -365,6 +379,8 @@ void Runtime::shardMain() {
   receiver = nullptr;
   respServer = nullptr;
   maps.closeListeners("member '" + options_.name + "' is stopping");
+  subscriptions.closeAll();
+  topics->closeAll("member '" + options_.name + "' is stopping; subscribe again to resume");
   io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
   // Write-behind: store what is queued (bounded; the rest stays durably queued for the next start).
   if (writeBehind) writeBehind->drain(STOP_DRAIN_TIMEOUT_MS).wait(io.waitScope);
@@ -372,6 +388,7 @@ void Runtime::shardMain() {
     std::lock_guard<std::mutex> lock(lifecycleMutex_);
     maps_ = nullptr;
     member_ = nullptr;
+    subscriptions_ = nullptr;
   }
   // Connections (and with them every capability) go before the maps they point into.
 }
@@ -409,16 +426,12 @@ void Runtime::runOnShard(const std::function<void(MapService&)>& fn) {
   if (failure) std::rethrow_exception(failure);
 }
 
-void Runtime::callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn) {
+void Runtime::waitOnShard(const std::function<kj::Promise<void>()>& fn) {
   auto executor = shardExecutor();
   std::exception_ptr failure;
   try {
-    executor->executeSync([this, &fn, &failure]() -> kj::Promise<void> {
-      if (member_ == nullptr) {
-        failure = std::make_exception_ptr(Error(ErrorCode::UNAVAILABLE, "the member is stopping"));
-        return kj::READY_NOW;
-      }
-      return fn(*member_).catch_([&failure](kj::Exception&& e) {
+    executor->executeSync([&fn, &failure]() -> kj::Promise<void> {
+      return fn().catch_([&failure](kj::Exception&& e) {
         // "shoal:<code>: message", as the member fails a whole call.
         static const std::pair<const char*, ErrorCode> CODES[] = {
             {"shoal:too-large: ", ErrorCode::TOO_LARGE},
@@ -442,6 +455,20 @@ void Runtime::callOnShard(const std::function<kj::Promise<void>(wire::Member::Cl
     throw Error(ErrorCode::UNAVAILABLE, std::string("the member is stopped: ") + e.getDescription().cStr());
   }
   if (failure) std::rethrow_exception(failure);
+}
+
+void Runtime::callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn) {
+  waitOnShard([this, &fn]() -> kj::Promise<void> {
+    if (member_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
+    return fn(*member_);
+  });
+}
+
+void Runtime::callOnSubscriptions(const std::function<kj::Promise<void>(topic::LocalSubscriptions&)>& fn) {
+  waitOnShard([this, &fn]() -> kj::Promise<void> {
+    if (subscriptions_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
+    return fn(*subscriptions_);
+  });
 }
 
 void Runtime::stop() {

@@ -19,6 +19,9 @@
 namespace shoal::node {
 
 class MapService;
+namespace topic {
+class LocalSubscriptions;
+}
 
 class Runtime {
  public:
@@ -37,11 +40,15 @@ class Runtime {
   // is routed to the key's owner, replicated and stored like a client's), and waits for the
   // promise it returns. A failed call throws shoal::Error with the member's code and message.
   void callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn);
+  // Runs `fn` with the embedded topic subscriptions on the shard thread and waits likewise.
+  void callOnSubscriptions(const std::function<kj::Promise<void>(topic::LocalSubscriptions&)>& fn);
 
  private:
   struct Shard;
   void shardMain();
   kj::Own<const kj::Executor> shardExecutor();  // throws UNAVAILABLE once stopped
+  // Runs `fn` on the shard and waits; a rejected promise throws shoal::Error with its code.
+  void waitOnShard(const std::function<kj::Promise<void>()>& fn);
 
   NodeOptions options_;
   std::string address_;
@@ -53,6 +60,7 @@ class Runtime {
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopFulfiller_;
   MapService* maps_ = nullptr;                     // set while the shard runs; under lifecycleMutex_
   wire::Member::Client* member_ = nullptr;         // likewise: the member's own RPC face
+  topic::LocalSubscriptions* subscriptions_ = nullptr;  // likewise: embedded topic subscriptions
   std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
   bool stopped_ = false;                           // under lifecycleMutex_
 };

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "membership.h"
 #include "peer_links.h"
@@ -34,6 +35,8 @@ class Cluster {
   Replication& replication() { return replication_; }
   PeerLinks& links() { return links_; }
   wire::Peer::Client peerCapability() { return peer_; }
+  // Runs after every view change (after replication has taken it in).
+  void addViewListener(Membership::ViewListener listener) { viewListeners_.push_back(std::move(listener)); }
 
   // Runs Redis commands other members route here (set by the RESP gateway's owner).
   using RespHandler = std::function<kj::Promise<std::string>(std::vector<std::string> args, bool localOnly)>;
@@ -48,6 +51,7 @@ class Cluster {
   Replication replication_;
   wire::Peer::Client peer_;
   RespHandler respHandler_;
+  std::vector<Membership::ViewListener> viewListeners_;
 };
 
 }  // namespace shoal::node::cluster

@@ -66,6 +66,29 @@ class MapHandle {
   std::string name_;
 };
 
+// A handle to one topic of the member's cluster: cheap to copy, valid while the Node lives.
+class TopicHandle {
+ public:
+  // Publishes and returns the message's sequence number once the topic's backups have it.
+  uint64_t publish(std::string_view value) const;
+  uint64_t publish(const OutgoingMessage& message) const;
+  // Several messages in one call, in order; their sequence numbers.
+  std::vector<uint64_t> publishAll(const std::vector<OutgoingMessage>& messages) const;
+  // Callbacks run on the member's event thread in sequence order; the subscription resumes by
+  // itself (no loss, no duplicates) when the topic moves or its owner fails. Throws
+  // INVALID_ARGUMENT for a bad topic name.
+  SubscriptionId subscribe(TopicHandler handler, SubscribeFrom from = SubscribeFrom::latest()) const;
+  void unsubscribe(SubscriptionId id) const;
+
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class Node;
+  TopicHandle(node::Runtime& runtime, std::string name) : runtime_(&runtime), name_(std::move(name)) {}
+  node::Runtime* runtime_;
+  std::string name_;
+};
+
 class Node {
  public:
   // Validates `options` (shoal::Error INVALID_ARGUMENT naming the field), binds the listen address
@@ -74,6 +97,7 @@ class Node {
   ~Node();
 
   MapHandle map(std::string_view name);
+  TopicHandle topic(std::string_view name);
   // The bound RPC address (HOST:PORT); useful with port 0. Empty when not listening.
   std::string address() const;
   // The bound RESP (Redis protocol) address; empty when RESP is off.
