@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "duration.h"
+#include "shoal/client/topic.h"
 
 namespace shoal::ctl {
 namespace {
@@ -30,7 +31,15 @@ Exit codes:
   3  the cluster is unavailable, timed out or overloaded: retry later or raise --timeout
   4  any other error reported by the cluster (invalid or too large request, conflict, internal)
   5  flush: the queue was flushed, but the map has dead letters (writes its store refused);
-     list them with dead-letters MAP, retry them with replay MAP)";
+     list them with dead-letters MAP, retry them with replay MAP
+  6  subscribe: the member cut the subscription off (it fell too far behind the topic); stderr
+     says the sequence number to resume from: subscribe again with --from it
+
+Topics: publish prints the message's sequence number (1, 2, 3, ... per topic). subscribe prints
+each message's value on its own line as it arrives (--json: one object per line with topic,
+seq, key, value, headers, publishTimeMs, receivedTimeMs); it survives member failures without
+duplicates, and reports messages the topic dropped before they could be delivered as
+"gap: messages FROM..TO were dropped" on stderr (--json: a {"gap":{"from":..,"to":..}} line).)";
 
 bool isHostPort(const std::string& s) {
   auto colon = s.rfind(':');
@@ -78,7 +87,8 @@ int reportParseError(CLI::App& app, const CLI::ParseError& e) {
   if (app.get_subcommands().empty() && !app.remaining().empty() && app.remaining().front()[0] != '-') {
     std::cerr << "unknown command '" << app.remaining().front()
               << "'; the commands are ping, put, get, remove, "
-              << "size, keys, clear, maps, watch, cluster, partitions, flush, dead-letters and replay\n"
+              << "size, keys, clear, maps, watch, cluster, partitions, flush, dead-letters, replay, publish, "
+              << "subscribe and topics\n"
               << "Run with --help for more information." << std::endl;
     return EXIT_USAGE;
   }
@@ -89,6 +99,47 @@ void addMapArg(CLI::App* cmd, CommandLine& line) {
   cmd->add_option("MAP", line.map, "map name")->required()->check([](const std::string& s) {
     return s.empty() ? std::string("MAP must not be empty") : std::string();
   });
+}
+
+void addTopicArg(CLI::App* cmd, CommandLine& line) {
+  cmd->add_option("TOPIC", line.topic, "topic name")->required()->check([](const std::string& s) {
+    auto problem = topicNameProblem(s);
+    return problem ? *problem : std::string();
+  });
+}
+
+// "NAME=VALUE" -> (NAME, VALUE); throws CLI::ValidationError for anything else.
+std::pair<std::string, std::string> header(const std::string& text) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw CLI::ValidationError("--header", "'" + text + "' is not NAME=VALUE (e.g. --header source=billing)");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+void addTopicCommands(CLI::App& app, CommandLine& line, std::vector<std::string>& headers) {
+  auto publish = app.add_subcommand("publish", "publish MESSAGE to TOPIC; prints its sequence number");
+  addTopicArg(publish, line);
+  publish->add_option("MESSAGE", line.value, "message value")->required();
+  publish->add_option("--key", line.key, "message key (default: none)");
+  publish->add_option("--header", headers, "a header NAME=VALUE; repeat for more")->allow_extra_args(false);
+  auto subscribe = app.add_subcommand(
+      "subscribe", "print messages of TOPIC as they arrive until interrupted (Ctrl-C, SIGTERM) or --count");
+  addTopicArg(subscribe, line);
+  subscribe
+      ->add_option("--from", line.from,
+                   "where to start: latest (messages published from now on), earliest (the oldest held) "
+                   "or a sequence number")
+      ->capture_default_str()
+      ->check([](const std::string& s) {
+        if (s == "latest" || s == "earliest") return std::string();
+        bool digits = !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
+        return digits && std::stoull(s) > 0 ? std::string()
+                                            : "--from must be earliest, latest or a sequence number >= 1, not '" +
+                                                  s + "'";
+      });
+  subscribe->add_option("--count", line.count, "exit after N messages")->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  app.add_subcommand("topics", "list topics: sequence numbers, messages held, subscribers and configuration");
 }
 
 // The commands and their arguments; `ttl` and `timeout` receive the raw duration text.
@@ -141,6 +192,7 @@ std::variant<CommandLine, int> parseCommandLine(int argc, char** argv) {
   std::string servers = DEFAULT_SERVERS;
   std::string timeout = "5s";
   std::string ttl;
+  std::vector<std::string> headers;
   app.add_option("--servers", servers, "members to contact, HOST:PORT,...")
       ->envname("SHOAL_SERVERS")
       ->capture_default_str();
@@ -149,6 +201,7 @@ std::variant<CommandLine, int> parseCommandLine(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", line.json, "print JSON for scripts");
   addCommands(app, line, ttl);
+  addTopicCommands(app, line, headers);
   try {
     app.parse(argc, argv);
     line.command = app.get_subcommands().front()->get_name();
@@ -156,6 +209,7 @@ std::variant<CommandLine, int> parseCommandLine(int argc, char** argv) {
     line.timeout = *parseDuration(timeout);
     if (line.timeout.count() == 0) throw CLI::ValidationError("--timeout", "must be more than 0ms");
     if (!ttl.empty()) line.ttl = parseDuration(ttl);
+    for (auto& h : headers) line.headers.push_back(header(h));
   } catch (const CLI::ParseError& e) {
     return reportParseError(app, e);
   }

@@ -19,6 +19,7 @@ enum ExitCode : int {
   EXIT_UNAVAILABLE = 3,   // no member reachable, timed out, or overloaded: retry later
   EXIT_SERVER_ERROR = 4,  // any other error reported by the cluster or the client library
   EXIT_DEAD_LETTERS = 5,  // flush: done, but the map has dead letters (writes its store refused)
+  EXIT_CUT_OFF = 6,       // subscribe: the member ended the subscription (it fell too far behind)
 };
 
 struct CommandLine {
@@ -26,11 +27,14 @@ struct CommandLine {
   std::chrono::milliseconds timeout{5000};  // --timeout: deadline of each operation
   bool json = false;                        // --json
   std::string command;  // ping, put, get, remove, size, keys, clear, maps, watch, cluster, flush,
-                        // dead-letters, replay
-  std::string map, key, value;
+                        // dead-letters, replay, publish, subscribe, topics
+  std::string map, key, value;  // publish: key is --key, value the message
+  std::string topic;            // publish, subscribe
+  std::vector<std::pair<std::string, std::string>> headers;  // publish --header NAME=VALUE, in order
+  std::string from = "latest";  // subscribe --from: earliest, latest or a sequence number
   std::optional<std::chrono::milliseconds> ttl;  // put --ttl
   uint64_t limit = 0;  // keys / dead-letters --limit; 0: all (keys), 1000 (dead-letters)
-  uint64_t count = 0;  // watch --count; 0: until SIGINT / SIGTERM
+  uint64_t count = 0;  // watch / subscribe --count; 0: until SIGINT / SIGTERM
 };
 
 // The parsed command line, or the exit code to end with (0 after --help, 2 after a usage error,

@@ -1,4 +1,5 @@
-// shoalctl's request/response commands: ping, put, get, remove, size, keys, clear, maps, cluster.
+// shoalctl's request/response commands: ping, put, get, remove, size, keys, clear, maps, cluster
+// (and, in their own files, the write-behind and topic commands).
 #include "commands.h"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <map>
 
 #include "duration.h"
+#include "topic_commands.h"
 #include "write_behind_commands.h"
 
 namespace shoal::ctl {
@@ -199,6 +201,7 @@ int runCommand(const CommandLine& line, Client& client, Output& out) {
   if (cmd == "cluster") return cluster(client, out);
   if (cmd == "partitions") return partitions(client, out);
   if (auto exitCode = runWriteBehindCommand(line, client, out)) return *exitCode;
+  if (auto exitCode = runTopicCommand(line, client, out)) return *exitCode;
   auto map = client.rawMap(line.map);
   if (cmd == "put") return put(line, map, out);
   if (cmd == "get") return printValueOrAbsent(line, map.get(line.key), out);

@@ -10,11 +10,11 @@
 
 namespace shoal::ctl {
 
-// Every command but watch.
+// Every command but watch and subscribe.
 int runCommand(const CommandLine& line, Client& client, Output& out);
 
-// The signals that end `watch` (SIGINT, SIGTERM, and SIGUSR1, which watch sends itself after
-// --count events). Blocked in the calling thread; call before the client starts its threads so
+// The signals that end `watch` and `subscribe` (SIGINT, SIGTERM, and SIGUSR1, which they send
+// themselves after --count events). Blocked in the calling thread; call before the client starts its threads so
 // they inherit the mask and only sigwait() in the main thread receives them.
 sigset_t blockStopSignals();
 

@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "output.h"
 #include "shoal/client/client.h"
+#include "topic_commands.h"
 
 namespace {
 
@@ -19,13 +20,14 @@ int run(const shoal::ctl::CommandLine& line) {
   shoal::ctl::Output out(line.json, std::cout, std::cerr);
   // Before the client starts its threads, so that they inherit the blocked signals.
   std::optional<sigset_t> stopSignals;
-  if (line.command == "watch") stopSignals = blockStopSignals();
+  if (line.command == "watch" || line.command == "subscribe") stopSignals = blockStopSignals();
   try {
     shoal::ClientOptions options;
     options.servers = line.servers;
     options.requestTimeout = line.timeout;
     options.connectTimeout = std::min(line.timeout, MAX_CONNECT_TIMEOUT);
     auto client = shoal::Client::connect(options);
+    if (line.command == "subscribe") return runSubscribe(line, *client, out, *stopSignals);
     if (stopSignals) return runWatch(line, *client, out, *stopSignals);
     return runCommand(line, *client, out);
   } catch (const shoal::Error& e) {

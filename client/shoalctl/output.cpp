@@ -82,6 +82,11 @@ void Output::note(std::string_view text) {
   err_ << "shoalctl: " << text << std::endl;
 }
 
+void Output::errLine(std::string_view text) {
+  err_.write(text.data(), static_cast<std::streamsize>(text.size()));
+  err_ << std::endl;
+}
+
 void Output::table(const std::vector<std::string>& header,
                    const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(header.size());

@@ -28,6 +28,8 @@ class Output {
   void line(std::string_view text);
   // A remark for a person, on stderr and in human mode only (never part of the result).
   void note(std::string_view text);
+  // A line on stderr in both modes, as given (a stream's side news, e.g. subscribe's gaps).
+  void errLine(std::string_view text);
   // Rows under a header, columns padded to their widest cell.
   void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 
