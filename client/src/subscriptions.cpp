@@ -17,6 +17,10 @@ namespace {
 // before the owner counts as gone (a kill -9 sends no onClosed).
 constexpr auto POSITION_INTERVAL = std::chrono::milliseconds(500);
 constexpr auto POSITION_DEADLINE = std::chrono::milliseconds(1500);
+// The owner answered position() with "the subscription has ended": its onClosed, which says why
+// (a cut-off must not be resumed automatically), is queued behind the message batches still with
+// the event thread. It is awaited this long after those ran; then the subscription is made again.
+constexpr auto ENDED_GRACE = std::chrono::milliseconds(1500);
 
 // The handler and whether it may still be called; shared with the event thread.
 struct Callbacks {
@@ -58,6 +62,9 @@ struct Subscriptions::Subscription {
   kj::Maybe<wire::TopicSubscription::Client> subscription;  // dropping it cancels at the owner
   uint64_t connectionId = 0;                                // the connection it was made through
   bool checking = false;                                    // a position() call is in flight
+  uint32_t deliveries = 0;  // this attempt's batches with the event thread (not yet acknowledged)
+  Clock::time_point lastDelivered{};
+  std::optional<Clock::time_point> endedSince;  // the owner said it ended; awaiting its onClosed
   bool everActive = false;
   std::optional<Error> lastProblem;
   kj::Own<kj::PromiseFulfiller<std::optional<Error>>> started;  // add()'s promise, until resolved
@@ -198,6 +205,7 @@ void Subscriptions::onSubscribed(SubscriptionId id, uint64_t attempt, uint64_t c
   s->subscription = kj::mv(subscription);
   s->connectionId = connectionId;
   s->state = Subscription::State::ACTIVE;
+  s->endedSince.reset();
   s->everActive = true;
   s->lastProblem.reset();
   // A resume keeps its own `next`: messages the owner no longer holds arrive as a gap first (and a
@@ -233,6 +241,8 @@ void Subscriptions::restart(Subscription& s, const std::string& why) {
   s.subscription = nullptr;  // ends the old one at its owner, if that is still reachable
   s.state = Subscription::State::WAITING;
   s.checking = false;
+  s.deliveries = 0;
+  s.endedSince.reset();
   auto id = s.id;
   auto attempt = ++s.attempt;  // the old subscriber is not listened to from now on
   auto delay = host_.backoff(s.failures++);
@@ -330,6 +340,7 @@ kj::Promise<void> Subscriptions::deliver(Subscription& s, std::vector<Event> eve
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   auto done = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<void>>>(kj::mv(paf.fulfiller));
   auto shared = std::make_shared<std::vector<Event>>(std::move(events));
+  s.deliveries++;
   host_.postEvent([callbacks = s.callbacks, topic = s.topic, shared, done] {
     auto& h = callbacks->handler;
     for (auto& e : *shared) {
@@ -346,7 +357,13 @@ kj::Promise<void> Subscriptions::deliver(Subscription& s, std::vector<Event> eve
     }
     (*done)->fulfill();  // acknowledges the batch to the member: the next one may come
   });
-  return kj::mv(paf.promise);
+  return paf.promise.then([self = self_, id = s.id, attempt = s.attempt]() {
+    if (*self == nullptr) return;
+    if (auto* s = (*self)->find(id, attempt)) {
+      s->deliveries--;
+      s->lastDelivered = Clock::now();
+    }
+  });
 }
 
 kj::Promise<void> Subscriptions::positionLoop() {
@@ -357,8 +374,16 @@ kj::Promise<void> Subscriptions::positionLoop() {
 }
 
 void Subscriptions::checkPositions() {
+  auto now = Clock::now();
+  std::vector<Subscription*> silent;
   for (auto& [id, s] : subscriptions_) {
     if (s->state != Subscription::State::ACTIVE || s->checking) continue;
+    if (s->endedSince) {
+      if (s->deliveries == 0 && now - std::max(*s->endedSince, s->lastDelivered) > ENDED_GRACE) {
+        silent.push_back(s.get());
+      }
+      continue;
+    }
     s->checking = true;
     auto attempt = s->attempt;
     auto request = KJ_ASSERT_NONNULL(s->subscription).positionRequest();
@@ -377,9 +402,19 @@ void Subscriptions::checkPositions() {
                                                            std::to_string(POSITION_DEADLINE.count()) + " ms");
                                       }))
                    .catch_([this, id = id, attempt](kj::Exception&& e) {
-                     positionFailed(id, attempt, std::string("position() failed: ") + e.getDescription().cStr());
+                     auto error = errorOfCall(e, "the topic's owner");
+                     if (error.code() == ErrorCode::WRONG_OWNER) {
+                       // The owner answered: it ended the subscription. Its onClosed says why.
+                       if (auto* s = find(id, attempt)) {
+                         s->checking = false;
+                         if (!s->endedSince) s->endedSince = Clock::now();
+                       }
+                       return;
+                     }
+                     positionFailed(id, attempt, std::string("position() failed: ") + error.what());
                    }));
   }
+  for (auto* s : silent) restart(*s, "its owner ended it without an onClosed");
 }
 
 void Subscriptions::positionFailed(SubscriptionId id, uint64_t attempt, const std::string& why) {

@@ -1,6 +1,7 @@
 // shoalctl, the command-line client, run as a process against a real shoald: every command in
 // human and --json form, exit codes, durations, paging, watch, and usage errors.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "shoal/client/client.h"
 #include "shoald_process.h"
 
 #ifndef SHOALCTL_BINARY
@@ -359,4 +361,205 @@ TEST_CASE("shoalctl: --help documents commands, exit codes and JSON encoding", "
   for (auto word : {"watch", "cluster", "SHOAL_SERVERS", "Exit codes", "base64", "500ms"}) {
     CHECK_THAT(r.out, Catch::Contains(word));
   }
+}
+
+// Topics ----------------------------------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<shoal::Client> clientOf(const ShoaldProcess& member) {
+  shoal::ClientOptions options;
+  options.servers = {member.address()};
+  return shoal::Client::connect(options);
+}
+
+// Reads a whole file ("" when missing).
+std::string fileText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Ends a process the test started through a shell, whatever state it was left in.
+struct ProcessGuard {
+  int pid = 0;
+  ~ProcessGuard() {
+    if (pid > 0) {
+      ::kill(pid, SIGCONT);
+      ::kill(pid, SIGKILL);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("shoalctl: publish, subscribe and topics round trip", "[shoalctl][topic][integration]") {
+  ShoaldProcess member;
+  auto first = ctl(member, {"publish", "orders", "hello"});
+  INFO("stderr: " << first.err);
+  CHECK(first.exitCode == 0);
+  CHECK(first.out == "1\n");
+  CHECK(ctl(member, {"publish", "orders", "world", "--key", "k1", "--header", "a=1", "--header", "b=x=y"}).out ==
+        "2\n");
+  auto doc = parsed(ctl(member, {"--json", "publish", "orders", "third"}));
+  CHECK(doc["topic"] == "orders");
+  CHECK(doc["seq"] == 3);
+
+  auto human = ctl(member, {"subscribe", "orders", "--from", "earliest", "--count", "3"});
+  INFO("stderr: " << human.err);
+  CHECK(human.exitCode == 0);
+  CHECK(human.out == "hello\nworld\nthird\n");
+  CHECK(ctl(member, {"subscribe", "orders", "--from", "2", "--count", "1"}).out == "world\n");
+
+  auto asJson = ctl(member, {"subscribe", "orders", "--from", "earliest", "--count", "2", "--json"});
+  CHECK(asJson.exitCode == 0);
+  auto lines = linesOf(asJson.out);
+  REQUIRE(lines.size() == 2);
+  auto m1 = json::parse(lines[0]), m2 = json::parse(lines[1]);
+  CHECK(m1["topic"] == "orders");
+  CHECK(m1["seq"] == 1);
+  CHECK(m1["value"] == "hello");
+  CHECK(m1["key"] == "");
+  CHECK(m1["headers"] == json::array());
+  CHECK(m2["seq"] == 2);
+  CHECK(m2["key"] == "k1");
+  CHECK(m2["headers"] == json::parse(R"([{"name":"a","value":"1"},{"name":"b","value":"x=y"}])"));
+  CHECK(m2["publishTimeMs"].get<int64_t>() > 0);
+  CHECK(m2["receivedTimeMs"].get<int64_t>() >= m2["publishTimeMs"].get<int64_t>() - 1000);
+
+  ctl(member, {"publish", "alerts", "x"});
+  auto table = ctl(member, {"topics"});
+  CHECK(table.exitCode == 0);
+  auto rows = linesOf(table.out);
+  REQUIRE(rows.size() == 3);
+  CHECK_THAT(rows[0], Catch::Matches("NAME +FIRST +LAST +RETAINED +SUBSCRIBERS +CAPACITY +RETENTION +DURABLE"));
+  CHECK_THAT(rows[1], Catch::Matches("alerts +1 +1 +1 +0 +10000 +- +no"));
+  CHECK_THAT(rows[2], Catch::Matches("orders +1 +3 +3 +0 +10000 +- +no"));
+  auto listed = parsed(ctl(member, {"--json", "topics"}));
+  REQUIRE(listed["topics"].size() == 2);
+  CHECK(listed["topics"][1]["name"] == "orders");
+  CHECK(listed["topics"][1]["lastSeq"] == 3);
+  CHECK(listed["topics"][1]["capacity"] == 10000);
+  CHECK(listed["topics"][1]["durable"] == false);
+}
+
+TEST_CASE("shoalctl: subscribe prints messages published after it started", "[shoalctl][topic][integration]") {
+  ShoaldProcess member;
+  CommandResult subscribed;
+  std::atomic<bool> done{false};
+  std::thread subscriber([&] {
+    subscribed = ctl(member, {"subscribe", "live", "--count", "2"}, 30000);
+    done = true;
+  });
+  // Messages before it subscribed are not seen (--from latest); keep publishing until it has 2.
+  int i = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + 25s;
+       !done && std::chrono::steady_clock::now() < deadline;) {
+    ctl(member, {"publish", "live", "v" + std::to_string(i++)});
+    std::this_thread::sleep_for(50ms);
+  }
+  subscriber.join();
+  INFO("stdout: " << subscribed.out << "\nstderr: " << subscribed.err);
+  CHECK(subscribed.exitCode == 0);
+  auto lines = linesOf(subscribed.out);
+  REQUIRE(lines.size() == 2);
+  CHECK_THAT(lines[0], Catch::Matches("v[0-9]+"));
+  CHECK(std::stoi(lines[1].substr(1)) == std::stoi(lines[0].substr(1)) + 1);  // consecutive
+}
+
+TEST_CASE("shoalctl: subscribe reports messages the topic dropped as a gap", "[shoalctl][topic][integration]") {
+  ShoaldProcess member;  // default topic capacity: 10000
+  std::vector<shoal::OutgoingMessage> messages;
+  for (int i = 1; i <= 10'010; ++i) messages.push_back({"m" + std::to_string(i), {}, {}});
+  clientOf(member)->topic("ring").publishAll(messages);  // 1..10 overwritten
+
+  auto human = ctl(member, {"subscribe", "ring", "--from", "5", "--count", "1"});
+  CHECK(human.exitCode == 0);
+  CHECK(human.out == "m11\n");
+  CHECK_THAT(human.err, Catch::Contains("gap: messages 5..10 were dropped"));
+
+  auto asJson = ctl(member, {"--json", "subscribe", "ring", "--from", "1", "--count", "1"});
+  CHECK(asJson.exitCode == 0);
+  auto lines = linesOf(asJson.out);
+  REQUIRE(lines.size() == 2);
+  CHECK(json::parse(lines[0]) == json::parse(R"({"gap":{"from":1,"to":10}})"));
+  CHECK(json::parse(lines[1])["seq"] == 11);
+}
+
+TEST_CASE("shoalctl: subscribe exits cleanly on SIGTERM and SIGINT", "[shoalctl][topic][integration]") {
+  ShoaldProcess member;
+  std::string signal = GENERATE(as<std::string>{}, "TERM", "INT");
+  TempFile out("");
+  std::string ctlCmd = std::string(SHOALCTL_BINARY) + " --servers " + member.address();
+  // The signal is sent once subscribe printed a message, i.e. is subscribed (or after ~100 tries,
+  // so that a broken subscribe is still ended and reported, never left running).
+  std::string script = ctlCmd + " subscribe sig > " + out.path() + " & pid=$!; i=0; until [ -s " + out.path() +
+                       " ] || [ $i -ge 100 ]; do i=$((i+1)); " + ctlCmd +
+                       " publish sig m$i > /dev/null; sleep 0.1; done; kill -" + signal +
+                       " $pid; wait $pid; echo rc=$?";
+  auto r = runCommand({"/bin/sh", "-c", script}, 30000);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exitCode == 0);
+  CHECK(r.out == "rc=0\n");
+}
+
+TEST_CASE("shoalctl: a subscription cut off for falling behind exits 6 and says where to resume",
+          "[shoalctl][topic][integration]") {
+  ShoaldProcess member;  // max subscriber lag: the capacity, 10000 messages
+  auto client = clientOf(member);
+  auto topic = client->topic("cut");
+  TempFile out(""), err(""), pidFile("");
+  std::string script = std::string(SHOALCTL_BINARY) + " --servers " + member.address() + " --json subscribe cut > " +
+                       out.path() + " 2> " + err.path() + " & echo $! > " + pidFile.path() +
+                       "; wait $!; echo rc=$?";
+  CommandResult r;
+  std::thread runner([&] { r = runCommand({"/bin/sh", "-c", script}, 60000); });
+  ProcessGuard guard;
+  // Once it prints, it is subscribed: stop it (SIGSTOP), so that it takes nothing more.
+  for (int i = 0; i < 200 && fileText(out.path()).empty(); ++i) {
+    topic.publish("warm-up");
+    std::this_thread::sleep_for(50ms);
+  }
+  guard.pid = std::atoi(fileText(pidFile.path()).c_str());
+  REQUIRE(guard.pid > 0);
+  ::kill(guard.pid, SIGSTOP);
+  // Publish until the member cut it off (it no longer counts the subscriber): more than the lag
+  // allowed plus what the connection's flow-control window lets through while it is stopped.
+  std::vector<shoal::OutgoingMessage> big(1000, shoal::OutgoingMessage{std::string(4096, 'x'), {}, {}});
+  auto subscribers = [&] {
+    for (auto& t : client->topics()) {
+      if (t.name == "cut") return t.subscribers;
+    }
+    return 0u;
+  };
+  for (int round = 0; round < 40 && subscribers() > 0; ++round) topic.publishAll(big);
+  CHECK(subscribers() == 0);
+  ::kill(guard.pid, SIGCONT);
+  runner.join();
+  guard.pid = 0;
+  auto stderrText = fileText(err.path());
+  INFO("stderr: " << stderrText);
+  CHECK(r.out == "rc=6\n");
+  CHECK_THAT(stderrText, Catch::Contains("overloaded") && Catch::Contains("--from "));
+  // Where to resume: right after the last message it printed.
+  auto printed = linesOf(fileText(out.path()));
+  REQUIRE_FALSE(printed.empty());
+  auto next = json::parse(printed.back())["seq"].get<uint64_t>() + 1;
+  CHECK_THAT(stderrText, Catch::Contains("subscribe cut --from " + std::to_string(next)));
+}
+
+TEST_CASE("shoalctl: bad topic commands are usage errors", "[shoalctl][topic][integration]") {
+  auto args = GENERATE(std::vector<std::string>{"publish", "t"}, std::vector<std::string>{"publish", "$t", "m"},
+                       std::vector<std::string>{"publish", "a{b}", "m"},
+                       std::vector<std::string>{"publish", "t", "m", "--header", "novalue"},
+                       std::vector<std::string>{"subscribe", "t", "--from", "soon"},
+                       std::vector<std::string>{"subscribe", "t", "--from", "0"},
+                       std::vector<std::string>{"subscribe", "t", "--count", "0"},
+                       std::vector<std::string>{"subscribe"}, std::vector<std::string>{"topics", "extra"});
+  auto r = shoalctl(args, 10000);
+  INFO("stderr: " << r.err);
+  CHECK(r.exitCode == 2);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Catch::Contains("--help"));
 }
