@@ -134,11 +134,12 @@ void addTopicCommands(CLI::App& app, CommandLine& line, std::vector<std::string>
       ->check([](const std::string& s) {
         if (s == "latest" || s == "earliest") return std::string();
         bool digits = !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
-        return digits && std::stoull(s) > 0 ? std::string()
-                                            : "--from must be earliest, latest or a sequence number >= 1, not '" +
-                                                  s + "'";
+        return digits && std::stoull(s) > 0
+                   ? std::string()
+                   : "--from must be earliest, latest or a sequence number >= 1, not '" + s + "'";
       });
-  subscribe->add_option("--count", line.count, "exit after N messages")->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  subscribe->add_option("--count", line.count, "exit after N messages")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_subcommand("topics", "list topics: sequence numbers, messages held, subscribers and configuration");
 }
 

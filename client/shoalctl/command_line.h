@@ -26,12 +26,12 @@ struct CommandLine {
   std::vector<std::string> servers;         // --servers / SHOAL_SERVERS, HOST:PORT each
   std::chrono::milliseconds timeout{5000};  // --timeout: deadline of each operation
   bool json = false;                        // --json
-  std::string command;  // ping, put, get, remove, size, keys, clear, maps, watch, cluster, flush,
-                        // dead-letters, replay, publish, subscribe, topics
+  std::string command;          // ping, put, get, remove, size, keys, clear, maps, watch, cluster, flush,
+                                // dead-letters, replay, publish, subscribe, topics
   std::string map, key, value;  // publish: key is --key, value the message
   std::string topic;            // publish, subscribe
   std::vector<std::pair<std::string, std::string>> headers;  // publish --header NAME=VALUE, in order
-  std::string from = "latest";  // subscribe --from: earliest, latest or a sequence number
+  std::string from = "latest";                   // subscribe --from: earliest, latest or a sequence number
   std::optional<std::chrono::milliseconds> ttl;  // put --ttl
   uint64_t limit = 0;  // keys / dead-letters --limit; 0: all (keys), 1000 (dead-letters)
   uint64_t count = 0;  // watch / subscribe --count; 0: until SIGINT / SIGTERM

@@ -14,8 +14,8 @@ namespace shoal::ctl {
 int runCommand(const CommandLine& line, Client& client, Output& out);
 
 // The signals that end `watch` and `subscribe` (SIGINT, SIGTERM, and SIGUSR1, which they send
-// themselves after --count events). Blocked in the calling thread; call before the client starts its threads so
-// they inherit the mask and only sigwait() in the main thread receives them.
+// themselves after --count events). Blocked in the calling thread; call before the client starts
+// its threads so they inherit the mask and only sigwait() in the main thread receives them.
 sigset_t blockStopSignals();
 
 // Prints entry events of line.map until a stop signal or line.count events; closes the client.

@@ -77,7 +77,8 @@ SubscribeFrom fromOf(const std::string& text) {
 }
 
 int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -140,14 +141,16 @@ int runSubscribe(const CommandLine& line, Client& client, Output& out, const sig
     if (state->stopped) return;
     state->stopped = true;
     state->exitCode = EXIT_CUT_OFF;
-    out.errLine("shoalctl: the subscription to topic '" + topic + "' was ended by the member: " + reason.what());
-    out.errLine("shoalctl: nothing was lost up to here; resume with: shoalctl subscribe " + topic + " --from " +
-                std::to_string(next));
+    out.errLine("shoalctl: the subscription to topic '" + topic +
+                "' was ended by the member: " + reason.what());
+    out.errLine("shoalctl: nothing was lost up to here; resume with: shoalctl subscribe " + topic +
+                " --from " + std::to_string(next));
     wake();
   };
   auto topic = client.topic(line.topic);
   auto id = topic.subscribe(std::move(handler), fromOf(line.from));
-  if (!out.json() && isatty(STDERR_FILENO)) out.note("subscribed to topic '" + line.topic + "'; Ctrl-C to stop");
+  if (!out.json() && isatty(STDERR_FILENO))
+    out.note("subscribed to topic '" + line.topic + "'; Ctrl-C to stop");
 
   int signal = 0;
   sigwait(&stopSignals, &signal);

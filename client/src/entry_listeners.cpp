@@ -34,7 +34,7 @@ struct EntryListeners::Listener {
   kj::Maybe<wire::Registration::Client> registration;  // dropping it removes it on the member
   uint64_t connectionId = 0;
   std::optional<Error> lastProblem;
-  kj::Own<kj::PromiseFulfiller<std::optional<Error>>> started;  // add()'s promise, until resolved
+  kj::Own<kj::PromiseFulfiller<std::shared_ptr<const Error>>> started;  // add()'s promise, until resolved
 };
 
 // Receives one registration's events.
@@ -70,14 +70,14 @@ void EntryListeners::taskFailed(kj::Exception&& e) {
   fprintf(stderr, "shoal client: unexpected listener task failure: %s\n", e.getDescription().cStr());
 }
 
-kj::Promise<std::optional<Error>> EntryListeners::add(std::string map, EntryListener fn, bool includeValues,
-                                                      ListenerId& idOut) {
+kj::Promise<std::shared_ptr<const Error>> EntryListeners::add(std::string map, EntryListener fn,
+                                                              bool includeValues, ListenerId& idOut) {
   auto l = std::make_unique<Listener>();
   l->id = idOut = nextId_++;
   l->map = std::move(map);
   l->includeValues = includeValues;
   l->callback = std::make_shared<Callback>(std::move(fn));
-  auto paf = kj::newPromiseAndFulfiller<std::optional<Error>>();
+  auto paf = kj::newPromiseAndFulfiller<std::shared_ptr<const Error>>();
   l->started = kj::mv(paf.fulfiller);
   auto& ref = *l;
   listeners_[l->id] = std::move(l);
@@ -112,39 +112,41 @@ void EntryListeners::attempt(Listener& l) {
   auto id = l.id;
   auto attempt = ++l.attempt;
   auto timeout = host_.callTimeout();
-  tasks_.add(
-      host_.home()
-          .then([this, id, attempt](RegistrationHost::Home home) -> kj::Promise<void> {
-            auto* l = find(id, attempt);
-            if (l == nullptr) return kj::READY_NOW;
-            auto request = home.member.addListenerRequest();
-            request.setMap(l->map);
-            request.setIncludeValues(l->includeValues);
-            request.setListener(kj::heap<Receiver>(self_, id, attempt));
-            auto connectionId = home.connectionId;
-            return request.send().then(
-                [this, id, attempt, connectionId](capnp::Response<wire::Member::AddListenerResults>&& r) {
-                  auto* l = find(id, attempt);
-                  if (l == nullptr) return;
-                  l->registration = r.getRegistration();
-                  l->connectionId = connectionId;
-                  l->registered = l->everRegistered = true;
-                  l->failures = 0;
-                  l->lastProblem.reset();
-                  if (l->started) {
-                    l->started->fulfill(std::nullopt);
-                    l->started = nullptr;
-                  }
-                });
-          })
-          .exclusiveJoin(host_.timer().afterDelay(timeout.count() * kj::MILLISECONDS).then([this, id, attempt, timeout]() {
-            onAttemptFailed(id, attempt,
-                            Error(ErrorCode::TIMEOUT, "no answer to addListener within " +
-                                                          std::to_string(timeout.count()) + " ms"));
-          }))
-          .catch_([this, id, attempt](kj::Exception&& e) {
-            onAttemptFailed(id, attempt, errorOfCall(e, "the home member"));
-          }));
+  tasks_.add(host_.home()
+                 .then([this, id, attempt](RegistrationHost::Home home) -> kj::Promise<void> {
+                   auto* l = find(id, attempt);
+                   if (l == nullptr) return kj::READY_NOW;
+                   auto request = home.member.addListenerRequest();
+                   request.setMap(l->map);
+                   request.setIncludeValues(l->includeValues);
+                   request.setListener(kj::heap<Receiver>(self_, id, attempt));
+                   auto connectionId = home.connectionId;
+                   return request.send().then([this, id, attempt, connectionId](
+                                                  capnp::Response<wire::Member::AddListenerResults>&& r) {
+                     auto* l = find(id, attempt);
+                     if (l == nullptr) return;
+                     l->registration = r.getRegistration();
+                     l->connectionId = connectionId;
+                     l->registered = l->everRegistered = true;
+                     l->failures = 0;
+                     l->lastProblem.reset();
+                     if (l->started) {
+                       l->started->fulfill(nullptr);
+                       l->started = nullptr;
+                     }
+                   });
+                 })
+                 .exclusiveJoin(host_.timer()
+                                    .afterDelay(timeout.count() * kj::MILLISECONDS)
+                                    .then([this, id, attempt, timeout]() {
+                                      onAttemptFailed(id, attempt,
+                                                      Error(ErrorCode::TIMEOUT,
+                                                            "no answer to addListener within " +
+                                                                std::to_string(timeout.count()) + " ms"));
+                                    }))
+                 .catch_([this, id, attempt](kj::Exception&& e) {
+                   onAttemptFailed(id, attempt, errorOfCall(e, "the home member"));
+                 }));
 }
 
 void EntryListeners::onAttemptFailed(ListenerId id, uint64_t attempt, const Error& error) {
@@ -158,7 +160,7 @@ void EntryListeners::onAttemptFailed(ListenerId id, uint64_t attempt, const Erro
     restart(*l, error.what());
     return;
   }
-  if (l->started) l->started->fulfill(std::optional<Error>(error));
+  if (l->started) l->started->fulfill(std::make_shared<const Error>(error));
   host_.debug("map '" + l->map + "': listener " + std::to_string(id) + " dropped: " + error.what());
   l->callback->active = false;
   listeners_.erase(id);
@@ -210,7 +212,8 @@ void EntryListeners::onEvents(ListenerId id, uint64_t attempt, capnp::List<wire:
 void EntryListeners::onClosed(ListenerId id, uint64_t attempt, wire::Failure::Reader reason) {
   // The member cut this listener off (it fell behind, or the member is stopping): register again
   // so events keep flowing.
-  if (auto* l = find(id, attempt)) restart(*l, std::string("closed by the member: ") + reason.getMessage().cStr());
+  if (auto* l = find(id, attempt))
+    restart(*l, std::string("closed by the member: ") + reason.getMessage().cStr());
 }
 
 }  // namespace shoal::client

@@ -25,9 +25,10 @@ class EntryListeners final : private kj::TaskSet::ErrorHandler {
   EntryListeners& operator=(const EntryListeners&) = delete;
 
   // Starts registering a listener and sets `idOut` at once. The promise resolves when the member
-  // has registered it (nullopt), or with the error that ends it before that (a rejected request).
+  // has registered it (null), or with the error that ends it before that (a rejected request).
   // Retriable failures are retried without end: the caller bounds the wait and calls remove().
-  kj::Promise<std::optional<Error>> add(std::string map, EntryListener fn, bool includeValues, ListenerId& idOut);
+  kj::Promise<std::shared_ptr<const Error>> add(std::string map, EntryListener fn, bool includeValues,
+                                                ListenerId& idOut);
   std::optional<Error> lastProblem(ListenerId id) const;
   // Removes it (dropping the registration removes it on the member); events not yet handed to
   // the listener are dropped.

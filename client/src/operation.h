@@ -1,5 +1,5 @@
-// One map operation (or topic publish) on its way through the client: what to do, its deadline, its request id (a
-// retry reuses it so the member applies a write once) and the callback that receives the outcome.
+// One map operation (or topic publish) on its way through the client: what to do, its deadline, its request
+// id (a retry reuses it so the member applies a write once) and the callback that receives the outcome.
 #pragma once
 
 #include <chrono>

@@ -31,7 +31,8 @@ struct Callbacks {
 
 // Failures after which subscribing again cannot help.
 bool endsSubscription(ErrorCode code) {
-  return code == ErrorCode::INVALID_ARGUMENT || code == ErrorCode::TOO_LARGE || code == ErrorCode::UNAUTHORIZED;
+  return code == ErrorCode::INVALID_ARGUMENT || code == ErrorCode::TOO_LARGE ||
+         code == ErrorCode::UNAUTHORIZED;
 }
 
 void wireFrom(wire::SubscribeFrom::Builder out, const SubscribeFrom& from) {
@@ -67,7 +68,7 @@ struct Subscriptions::Subscription {
   std::optional<Clock::time_point> endedSince;  // the owner said it ended; awaiting its onClosed
   bool everActive = false;
   std::optional<Error> lastProblem;
-  kj::Own<kj::PromiseFulfiller<std::optional<Error>>> started;  // add()'s promise, until resolved
+  kj::Own<kj::PromiseFulfiller<std::shared_ptr<const Error>>> started;  // add()'s promise, until resolved
 };
 
 // One delivery for the event thread: a message, or a gap.
@@ -122,8 +123,8 @@ void Subscriptions::taskFailed(kj::Exception&& e) {
   fprintf(stderr, "shoal client: unexpected subscription task failure: %s\n", e.getDescription().cStr());
 }
 
-kj::Promise<std::optional<Error>> Subscriptions::add(std::string topic, TopicHandler handler, SubscribeFrom from,
-                                                     SubscriptionId& idOut) {
+kj::Promise<std::shared_ptr<const Error>> Subscriptions::add(std::string topic, TopicHandler handler,
+                                                             SubscribeFrom from, SubscriptionId& idOut) {
   auto s = std::make_unique<Subscription>();
   s->id = idOut = nextId_++;
   s->topic = std::move(topic);
@@ -131,7 +132,7 @@ kj::Promise<std::optional<Error>> Subscriptions::add(std::string topic, TopicHan
   s->from = from;
   // Sequence numbers start at 1: "from 0" is "from 1".
   if (from.kind == SubscribeFrom::Kind::SEQ) s->next = std::max<uint64_t>(from.seq, 1);
-  auto paf = kj::newPromiseAndFulfiller<std::optional<Error>>();
+  auto paf = kj::newPromiseAndFulfiller<std::shared_ptr<const Error>>();
   s->started = kj::mv(paf.fulfiller);
   auto& ref = *s;
   subscriptions_[s->id] = std::move(s);
@@ -167,35 +168,37 @@ void Subscriptions::attempt(Subscription& s) {
   auto id = s.id;
   auto attempt = ++s.attempt;
   auto timeout = host_.callTimeout();
-  tasks_.add(
-      host_.home()
-          .then([this, id, attempt](RegistrationHost::Home home) -> kj::Promise<void> {
-            auto* s = find(id, attempt);
-            if (s == nullptr) return kj::READY_NOW;
-            auto request = home.member.subscribeRequest();
-            request.setTopic(s->topic);
-            // A first attempt starts where the caller asked; any later one resumes.
-            if (s->next != 0) {
-              request.initFrom().setSeq(s->next);
-            } else {
-              wireFrom(request.initFrom(), s->from);
-            }
-            request.setSubscriber(kj::heap<Subscriber>(self_, id, attempt));
-            request.setForwarded(false);
-            auto connectionId = home.connectionId;
-            return request.send().then(
-                [this, id, attempt, connectionId](capnp::Response<wire::Member::SubscribeResults>&& r) {
-                  onSubscribed(id, attempt, connectionId, r.getNext(), r.getSubscription());
-                });
-          })
-          .exclusiveJoin(host_.timer().afterDelay(timeout.count() * kj::MILLISECONDS).then([this, id, attempt, timeout]() {
-            onAttemptFailed(id, attempt,
-                            Error(ErrorCode::TIMEOUT, "no answer to subscribe within " +
-                                                          std::to_string(timeout.count()) + " ms"));
-          }))
-          .catch_([this, id, attempt](kj::Exception&& e) {
-            onAttemptFailed(id, attempt, errorOfCall(e, "the home member"));
-          }));
+  tasks_.add(host_.home()
+                 .then([this, id, attempt](RegistrationHost::Home home) -> kj::Promise<void> {
+                   auto* s = find(id, attempt);
+                   if (s == nullptr) return kj::READY_NOW;
+                   auto request = home.member.subscribeRequest();
+                   request.setTopic(s->topic);
+                   // A first attempt starts where the caller asked; any later one resumes.
+                   if (s->next != 0) {
+                     request.initFrom().setSeq(s->next);
+                   } else {
+                     wireFrom(request.initFrom(), s->from);
+                   }
+                   request.setSubscriber(kj::heap<Subscriber>(self_, id, attempt));
+                   request.setForwarded(false);
+                   auto connectionId = home.connectionId;
+                   return request.send().then([this, id, attempt, connectionId](
+                                                  capnp::Response<wire::Member::SubscribeResults>&& r) {
+                     onSubscribed(id, attempt, connectionId, r.getNext(), r.getSubscription());
+                   });
+                 })
+                 .exclusiveJoin(host_.timer()
+                                    .afterDelay(timeout.count() * kj::MILLISECONDS)
+                                    .then([this, id, attempt, timeout]() {
+                                      onAttemptFailed(id, attempt,
+                                                      Error(ErrorCode::TIMEOUT,
+                                                            "no answer to subscribe within " +
+                                                                std::to_string(timeout.count()) + " ms"));
+                                    }))
+                 .catch_([this, id, attempt](kj::Exception&& e) {
+                   onAttemptFailed(id, attempt, errorOfCall(e, "the home member"));
+                 }));
 }
 
 void Subscriptions::onSubscribed(SubscriptionId id, uint64_t attempt, uint64_t connectionId, uint64_t next,
@@ -212,7 +215,7 @@ void Subscriptions::onSubscribed(SubscriptionId id, uint64_t attempt, uint64_t c
   // jump without one is reported as a gap on delivery), so nothing is skipped silently.
   if (s->next == 0) s->next = next;
   if (s->started) {
-    s->started->fulfill(std::nullopt);
+    s->started->fulfill(nullptr);
     s->started = nullptr;
   }
 }
@@ -229,7 +232,7 @@ void Subscriptions::onAttemptFailed(SubscriptionId id, uint64_t attempt, const E
     return;
   }
   if (s->started) {
-    s->started->fulfill(std::optional<Error>(error));
+    s->started->fulfill(std::make_shared<const Error>(error));
     s->callbacks->active = false;
     subscriptions_.erase(id);
     return;
@@ -319,7 +322,8 @@ kj::Promise<void> Subscriptions::onGap(SubscriptionId id, uint64_t attempt, uint
   return deliver(*s, std::move(events));
 }
 
-void Subscriptions::onClosed(SubscriptionId id, uint64_t attempt, wire::Failure::Reader reason, uint64_t next) {
+void Subscriptions::onClosed(SubscriptionId id, uint64_t attempt, wire::Failure::Reader reason,
+                             uint64_t next) {
   auto* s = find(id, attempt);
   if (s == nullptr) return;
   Error error(toPublicCode(reason.getCode()), reason.getMessage().cStr());
@@ -387,32 +391,33 @@ void Subscriptions::checkPositions() {
     s->checking = true;
     auto attempt = s->attempt;
     auto request = KJ_ASSERT_NONNULL(s->subscription).positionRequest();
-    tasks_.add(request.send()
-                   .then([this, id = id, attempt](capnp::Response<wire::TopicSubscription::PositionResults>&&) {
-                     if (auto* s = find(id, attempt)) {
-                       s->checking = false;
-                       s->failures = 0;  // healthy: the next trouble starts with a short backoff
-                     }
-                   })
-                   .exclusiveJoin(host_.timer()
-                                      .afterDelay(POSITION_DEADLINE.count() * kj::MILLISECONDS)
-                                      .then([this, id = id, attempt]() {
-                                        positionFailed(id, attempt,
-                                                       "no answer to position() within " +
-                                                           std::to_string(POSITION_DEADLINE.count()) + " ms");
-                                      }))
-                   .catch_([this, id = id, attempt](kj::Exception&& e) {
-                     auto error = errorOfCall(e, "the topic's owner");
-                     if (error.code() == ErrorCode::WRONG_OWNER) {
-                       // The owner answered: it ended the subscription. Its onClosed says why.
-                       if (auto* s = find(id, attempt)) {
-                         s->checking = false;
-                         if (!s->endedSince) s->endedSince = Clock::now();
-                       }
-                       return;
-                     }
-                     positionFailed(id, attempt, std::string("position() failed: ") + error.what());
-                   }));
+    tasks_.add(
+        request.send()
+            .then([this, id = id, attempt](capnp::Response<wire::TopicSubscription::PositionResults>&&) {
+              if (auto* s = find(id, attempt)) {
+                s->checking = false;
+                s->failures = 0;  // healthy: the next trouble starts with a short backoff
+              }
+            })
+            .exclusiveJoin(host_.timer()
+                               .afterDelay(POSITION_DEADLINE.count() * kj::MILLISECONDS)
+                               .then([this, id = id, attempt]() {
+                                 positionFailed(id, attempt,
+                                                "no answer to position() within " +
+                                                    std::to_string(POSITION_DEADLINE.count()) + " ms");
+                               }))
+            .catch_([this, id = id, attempt](kj::Exception&& e) {
+              auto error = errorOfCall(e, "the topic's owner");
+              if (error.code() == ErrorCode::WRONG_OWNER) {
+                // The owner answered: it ended the subscription. Its onClosed says why.
+                if (auto* s = find(id, attempt)) {
+                  s->checking = false;
+                  if (!s->endedSince) s->endedSince = Clock::now();
+                }
+                return;
+              }
+              positionFailed(id, attempt, std::string("position() failed: ") + error.what());
+            }));
   }
   for (auto* s : silent) restart(*s, "its owner ended it without an onClosed");
 }

@@ -33,10 +33,10 @@ class Subscriptions final : private kj::TaskSet::ErrorHandler {
   Subscriptions& operator=(const Subscriptions&) = delete;
 
   // Starts a subscription and sets `idOut` at once. The promise resolves when the topic's owner
-  // has taken it (nullopt), or with the error that ends it before that (a rejected request).
+  // has taken it (null), or with the error that ends it before that (a rejected request).
   // Retriable failures are retried without end: the caller bounds the wait and calls remove().
-  kj::Promise<std::optional<Error>> add(std::string topic, TopicHandler handler, SubscribeFrom from,
-                                        SubscriptionId& idOut);
+  kj::Promise<std::shared_ptr<const Error>> add(std::string topic, TopicHandler handler, SubscribeFrom from,
+                                                SubscriptionId& idOut);
   // The last failure of `id`'s attempts (to explain a timeout), if any.
   std::optional<Error> lastProblem(SubscriptionId id) const;
   // Ends it without calling onClosed; callbacks not yet started are dropped.
@@ -60,7 +60,8 @@ class Subscriptions final : private kj::TaskSet::ErrorHandler {
   void onAttemptFailed(SubscriptionId id, uint64_t attempt, const Error& error);
   void restart(Subscription& s, const std::string& why);
   void finish(Subscription& s, const Error& reason, uint64_t next);
-  kj::Promise<void> onMessages(SubscriptionId id, uint64_t attempt, capnp::List<wire::TopicMessage>::Reader list);
+  kj::Promise<void> onMessages(SubscriptionId id, uint64_t attempt,
+                               capnp::List<wire::TopicMessage>::Reader list);
   kj::Promise<void> onGap(SubscriptionId id, uint64_t attempt, uint64_t from, uint64_t to);
   void onClosed(SubscriptionId id, uint64_t attempt, wire::Failure::Reader reason, uint64_t next);
   kj::Promise<void> deliver(Subscription& s, std::vector<Event> events);

@@ -25,7 +25,8 @@ std::unique_ptr<client::Operation> publishOp(const std::string& topic, OutgoingM
   return op;
 }
 
-std::future<Result<uint64_t>> submitPublish(client::Transport& transport, std::unique_ptr<client::Operation> op) {
+std::future<Result<uint64_t>> submitPublish(client::Transport& transport,
+                                            std::unique_ptr<client::Operation> op) {
   auto promise = std::make_shared<std::promise<Result<uint64_t>>>();
   auto future = promise->get_future();
   op->done = [promise](Result<client::Outcome> r) {
@@ -119,8 +120,9 @@ std::vector<TopicInfo> Client::topics() {
         return request.send().then([&out](capnp::Response<wire::Member::ListTopicsResults>&& r) {
           out.clear();
           for (auto t : r.getTopics()) {
-            out.push_back(TopicInfo{t.getName(), t.getFirstSeq(), t.getLastSeq(), t.getRetained(), t.getBytes(),
-                                    t.getSubscribers(), t.getCapacity(), t.getRetentionMs(), t.getDurable()});
+            out.push_back(TopicInfo{t.getName(), t.getFirstSeq(), t.getLastSeq(), t.getRetained(),
+                                    t.getBytes(), t.getSubscribers(), t.getCapacity(), t.getRetentionMs(),
+                                    t.getDurable()});
           }
         });
       },

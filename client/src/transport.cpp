@@ -872,10 +872,10 @@ void Transport::call(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
   if (failure) std::rethrow_exception(failure);
 }
 
-uint64_t Transport::awaitRegistration(const char* what,
-                                      std::function<kj::Promise<std::optional<Error>>(Io&, uint64_t& id)> start,
-                                      std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
-                                      std::function<void(Io&, uint64_t id)> cancel) {
+uint64_t Transport::awaitRegistration(
+    const char* what, std::function<kj::Promise<std::shared_ptr<const Error>>(Io&, uint64_t& id)> start,
+    std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
+    std::function<void(Io&, uint64_t id)> cancel) {
   requireNotIoThread(what);
   auto timeout = options_.requestTimeout;
   uint64_t id = 0;
@@ -887,16 +887,22 @@ uint64_t Transport::awaitRegistration(const char* what,
         return kj::READY_NOW;
       }
       return start(*io_, id)
-          .then([&failure](std::optional<Error> ended) { failure = std::move(ended); })
+          .then([&failure](std::shared_ptr<const Error> ended) {
+            if (ended) failure = *ended;
+          })
           .exclusiveJoin(
-              io_->context.provider->getTimer().afterDelay(timeout.count() * kj::MILLISECONDS).then([&, timeout]() {
-                auto last = lastProblem(*io_, id);
-                auto gaveUp = " (gave up after " + std::to_string(timeout.count()) + " ms, requestTimeout)";
-                failure = last ? Error(last->code() == ErrorCode::UNAVAILABLE ? ErrorCode::UNAVAILABLE
-                                                                               : ErrorCode::TIMEOUT,
-                                       std::string(last->what()) + gaveUp)
-                               : Error(ErrorCode::TIMEOUT, std::string("no answer from ") + homeLink().address + gaveUp);
-              }))
+              io_->context.provider->getTimer()
+                  .afterDelay(timeout.count() * kj::MILLISECONDS)
+                  .then([&, what, timeout]() {
+                    // UNAVAILABLE when the last attempt could not reach a member, else TIMEOUT.
+                    auto last = lastProblem(*io_, id);
+                    auto code = last && last->code() == ErrorCode::UNAVAILABLE ? ErrorCode::UNAVAILABLE
+                                                                               : ErrorCode::TIMEOUT;
+                    failure = Error(
+                        code, std::string(what) + " not taken by " + homeLink().address + " within " +
+                                  std::to_string(timeout.count()) + " ms (requestTimeout)" +
+                                  (last ? std::string("; last failure: ") + last->what() : std::string()));
+                  }))
           .then([&]() {
             if (failure) cancel(*io_, id);  // not taken in time: it must not start later
           });

@@ -100,10 +100,10 @@ class Transport {
   kj::Promise<RegistrationHost::Home> whenReady(Link& link);
   // Runs `start` (which sets the registration's id) on the I/O thread and waits up to
   // requestTimeout for the registration; on failure `cancel(id)` forgets it and the error is thrown.
-  uint64_t awaitRegistration(const char* what,
-                             std::function<kj::Promise<std::optional<Error>>(Io&, uint64_t& id)> start,
-                             std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
-                             std::function<void(Io&, uint64_t id)> cancel);
+  uint64_t awaitRegistration(
+      const char* what, std::function<kj::Promise<std::shared_ptr<const Error>>(Io&, uint64_t& id)> start,
+      std::function<std::optional<Error>(Io&, uint64_t id)> lastProblem,
+      std::function<void(Io&, uint64_t id)> cancel);
   std::chrono::milliseconds backoff(uint32_t attempt);
   kj::Promise<void> callWithRetry(std::function<kj::Promise<void>(wire::Member::Client&)> fn,
                                   Clock::time_point deadline);

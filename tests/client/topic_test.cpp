@@ -38,8 +38,8 @@ TEST_CASE("topics: topic names are checked by the client", "[topic][client][unit
   CHECK_FALSE(shoal::topicNameProblem("orders"));
   CHECK_FALSE(shoal::topicNameProblem(std::string(200, 'x')));
   CHECK_FALSE(shoal::topicNameProblem("a$b"));
-  for (std::string bad : {std::string(), std::string(201, 'x'), std::string("a{b"), std::string("tag}"),
-                          std::string("$sys")}) {
+  for (std::string bad :
+       {std::string(), std::string(201, 'x'), std::string("a{b"), std::string("tag}"), std::string("$sys")}) {
     INFO("name: " << bad);
     CHECK(shoal::topicNameProblem(bad));
   }
@@ -49,7 +49,8 @@ TEST_CASE("topics: a bad topic name is refused with INVALID_ARGUMENT before anyt
           "[topic][client][integration]") {
   ShoaldProcess member;
   auto client = connectTo(member);
-  for (std::string bad : {std::string(), std::string(201, 'x'), std::string("{hot}"), std::string("$internal")}) {
+  for (std::string bad :
+       {std::string(), std::string(201, 'x'), std::string("{hot}"), std::string("$internal")}) {
     INFO("name: " << bad);
     try {
       client->topic(bad);
@@ -78,7 +79,8 @@ TEST_CASE("topics: publish returns consecutive sequence numbers per topic", "[to
   CHECK(future.get().value() == 8);
 }
 
-TEST_CASE("topics: concurrent publishers get every sequence number exactly once", "[topic][client][integration]") {
+TEST_CASE("topics: concurrent publishers get every sequence number exactly once",
+          "[topic][client][integration]") {
   ShoaldProcess member;
   auto client = connectTo(member);
   auto topic = client->topic("busy");
@@ -114,8 +116,8 @@ TEST_CASE("topics: subscribers start at latest, earliest or a sequence number an
   REQUIRE(earliest.waitFor(5));
   REQUIRE(fromThree.waitFor(3));
 
-  CHECK(news.publish(shoal::OutgoingMessage{"six", "k6", {{"source", "test"}, {"bin", std::string("\0\1", 2)}}}) ==
-        6);
+  CHECK(news.publish(
+            shoal::OutgoingMessage{"six", "k6", {{"source", "test"}, {"bin", std::string("\0\1", 2)}}}) == 6);
   REQUIRE(latest.waitFor(1));
   REQUIRE(earliest.waitFor(6));
   REQUIRE(fromThree.waitFor(4));

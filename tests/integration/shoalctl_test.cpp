@@ -400,8 +400,8 @@ TEST_CASE("shoalctl: publish, subscribe and topics round trip", "[shoalctl][topi
   INFO("stderr: " << first.err);
   CHECK(first.exitCode == 0);
   CHECK(first.out == "1\n");
-  CHECK(ctl(member, {"publish", "orders", "world", "--key", "k1", "--header", "a=1", "--header", "b=x=y"}).out ==
-        "2\n");
+  CHECK(ctl(member, {"publish", "orders", "world", "--key", "k1", "--header", "a=1", "--header", "b=x=y"})
+            .out == "2\n");
   auto doc = parsed(ctl(member, {"--json", "publish", "orders", "third"}));
   CHECK(doc["topic"] == "orders");
   CHECK(doc["seq"] == 3);
@@ -433,7 +433,8 @@ TEST_CASE("shoalctl: publish, subscribe and topics round trip", "[shoalctl][topi
   CHECK(table.exitCode == 0);
   auto rows = linesOf(table.out);
   REQUIRE(rows.size() == 3);
-  CHECK_THAT(rows[0], Catch::Matches("NAME +FIRST +LAST +RETAINED +SUBSCRIBERS +CAPACITY +RETENTION +DURABLE"));
+  CHECK_THAT(rows[0],
+             Catch::Matches("NAME +FIRST +LAST +RETAINED +SUBSCRIBERS +CAPACITY +RETENTION +DURABLE"));
   CHECK_THAT(rows[1], Catch::Matches("alerts +1 +1 +1 +0 +10000 +- +no"));
   CHECK_THAT(rows[2], Catch::Matches("orders +1 +3 +3 +0 +10000 +- +no"));
   auto listed = parsed(ctl(member, {"--json", "topics"}));
@@ -444,7 +445,8 @@ TEST_CASE("shoalctl: publish, subscribe and topics round trip", "[shoalctl][topi
   CHECK(listed["topics"][1]["durable"] == false);
 }
 
-TEST_CASE("shoalctl: subscribe prints messages published after it started", "[shoalctl][topic][integration]") {
+TEST_CASE("shoalctl: subscribe prints messages published after it started",
+          "[shoalctl][topic][integration]") {
   ShoaldProcess member;
   CommandResult subscribed;
   std::atomic<bool> done{false};
@@ -468,7 +470,8 @@ TEST_CASE("shoalctl: subscribe prints messages published after it started", "[sh
   CHECK(std::stoi(lines[1].substr(1)) == std::stoi(lines[0].substr(1)) + 1);  // consecutive
 }
 
-TEST_CASE("shoalctl: subscribe reports messages the topic dropped as a gap", "[shoalctl][topic][integration]") {
+TEST_CASE("shoalctl: subscribe reports messages the topic dropped as a gap",
+          "[shoalctl][topic][integration]") {
   ShoaldProcess member;  // default topic capacity: 10000
   std::vector<shoal::OutgoingMessage> messages;
   for (int i = 1; i <= 10'010; ++i) messages.push_back({"m" + std::to_string(i), {}, {}});
@@ -494,8 +497,8 @@ TEST_CASE("shoalctl: subscribe exits cleanly on SIGTERM and SIGINT", "[shoalctl]
   std::string ctlCmd = std::string(SHOALCTL_BINARY) + " --servers " + member.address();
   // The signal is sent once subscribe printed a message, i.e. is subscribed (or after ~100 tries,
   // so that a broken subscribe is still ended and reported, never left running).
-  std::string script = ctlCmd + " subscribe sig > " + out.path() + " & pid=$!; i=0; until [ -s " + out.path() +
-                       " ] || [ $i -ge 100 ]; do i=$((i+1)); " + ctlCmd +
+  std::string script = ctlCmd + " subscribe sig > " + out.path() + " & pid=$!; i=0; until [ -s " +
+                       out.path() + " ] || [ $i -ge 100 ]; do i=$((i+1)); " + ctlCmd +
                        " publish sig m$i > /dev/null; sleep 0.1; done; kill -" + signal +
                        " $pid; wait $pid; echo rc=$?";
   auto r = runCommand({"/bin/sh", "-c", script}, 30000);
@@ -510,9 +513,9 @@ TEST_CASE("shoalctl: a subscription cut off for falling behind exits 6 and says 
   auto client = clientOf(member);
   auto topic = client->topic("cut");
   TempFile out(""), err(""), pidFile("");
-  std::string script = std::string(SHOALCTL_BINARY) + " --servers " + member.address() + " --json subscribe cut > " +
-                       out.path() + " 2> " + err.path() + " & echo $! > " + pidFile.path() +
-                       "; wait $!; echo rc=$?";
+  std::string script = std::string(SHOALCTL_BINARY) + " --servers " + member.address() +
+                       " --json subscribe cut > " + out.path() + " 2> " + err.path() + " & echo $! > " +
+                       pidFile.path() + "; wait $!; echo rc=$?";
   CommandResult r;
   std::thread runner([&] { r = runCommand({"/bin/sh", "-c", script}, 60000); });
   ProcessGuard guard;
@@ -550,13 +553,14 @@ TEST_CASE("shoalctl: a subscription cut off for falling behind exits 6 and says 
 }
 
 TEST_CASE("shoalctl: bad topic commands are usage errors", "[shoalctl][topic][integration]") {
-  auto args = GENERATE(std::vector<std::string>{"publish", "t"}, std::vector<std::string>{"publish", "$t", "m"},
-                       std::vector<std::string>{"publish", "a{b}", "m"},
-                       std::vector<std::string>{"publish", "t", "m", "--header", "novalue"},
-                       std::vector<std::string>{"subscribe", "t", "--from", "soon"},
-                       std::vector<std::string>{"subscribe", "t", "--from", "0"},
-                       std::vector<std::string>{"subscribe", "t", "--count", "0"},
-                       std::vector<std::string>{"subscribe"}, std::vector<std::string>{"topics", "extra"});
+  auto args =
+      GENERATE(std::vector<std::string>{"publish", "t"}, std::vector<std::string>{"publish", "$t", "m"},
+               std::vector<std::string>{"publish", "a{b}", "m"},
+               std::vector<std::string>{"publish", "t", "m", "--header", "novalue"},
+               std::vector<std::string>{"subscribe", "t", "--from", "soon"},
+               std::vector<std::string>{"subscribe", "t", "--from", "0"},
+               std::vector<std::string>{"subscribe", "t", "--count", "0"},
+               std::vector<std::string>{"subscribe"}, std::vector<std::string>{"topics", "extra"});
   auto r = shoalctl(args, 10000);
   INFO("stderr: " << r.err);
   CHECK(r.exitCode == 2);
