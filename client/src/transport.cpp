@@ -924,9 +924,13 @@ ListenerId Transport::addListener(const std::string& map, EntryListener fn, bool
 
 void Transport::removeListener(ListenerId id) {
   requireNotIoThread("removeListener");
-  executor_->executeSync([&]() {
-    if (io_ != nullptr) io_->listeners->remove(id);
-  });
+  try {
+    executor_->executeSync([&]() {
+      if (io_ != nullptr) io_->listeners->remove(id);
+    });
+  } catch (const kj::Exception&) {
+    // The client was closed: nothing is registered any more.
+  }
 }
 
 SubscriptionId Transport::subscribe(const std::string& topic, TopicHandler handler, SubscribeFrom from) {
@@ -939,9 +943,13 @@ SubscriptionId Transport::subscribe(const std::string& topic, TopicHandler handl
 
 void Transport::unsubscribe(SubscriptionId id) {
   requireNotIoThread("unsubscribe");
-  executor_->executeSync([&]() {
-    if (io_ != nullptr) io_->subscriptions->remove(id);
-  });
+  try {
+    executor_->executeSync([&]() {
+      if (io_ != nullptr) io_->subscriptions->remove(id);
+    });
+  } catch (const kj::Exception&) {
+    // The client was closed: its subscriptions have ended.
+  }
 }
 
 }  // namespace shoal::client

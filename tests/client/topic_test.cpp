@@ -263,6 +263,22 @@ TEST_CASE("topics: close ends subscriptions without calling onClosed", "[topic][
   client->topic("t").publish("one");
   REQUIRE(inbox.waitFor(1));
   client->close();
-  std::lock_guard<std::mutex> lock(inbox.mutex);
-  CHECK_FALSE(inbox.closed);
+  {
+    std::lock_guard<std::mutex> lock(inbox.mutex);
+    CHECK_FALSE(inbox.closed);
+  }
+  // Calls after close fail cleanly or do nothing.
+  CHECK_NOTHROW(client->topic("t").unsubscribe(1));
+  try {
+    client->topic("t").publish("late");
+    FAIL("no error");
+  } catch (const shoal::Error& e) {
+    CHECK(e.code() == shoal::ErrorCode::UNAVAILABLE);
+  }
+  try {
+    client->topic("t").subscribe(inbox.handler());
+    FAIL("no error");
+  } catch (const shoal::Error& e) {
+    CHECK(e.code() == shoal::ErrorCode::UNAVAILABLE);
+  }
 }

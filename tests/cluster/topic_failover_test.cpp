@@ -1,7 +1,8 @@
-// Topic subscriptions across a kill -9, with real shoald processes: the client notices (connection
-// loss, failed position checks), subscribes again from the next sequence number it expects, and
-// its handler sees every acknowledged message once, in order — whether the topic's owner or the
-// member the subscription was made through died.
+// Topic subscriptions across a kill -9 and a join, with real shoald processes: the client notices
+// (connection loss, failed position checks, the owner's "wrong owner" close), subscribes again from
+// the next sequence number it expects, and its handler sees every acknowledged message once, in
+// order — whether the topic's owner or the member the subscription was made through died, or the
+// topic moved to a new member.
 #include <catch2/catch.hpp>
 #include <set>
 
@@ -146,4 +147,53 @@ TEST_CASE("topics: a subscription survives kill -9 of the topic's owner or of it
   CHECK_FALSE(inbox.closed);
   // It did have to resubscribe (else this test tested nothing).
   CHECK_THAT(log, Catch::Contains("resubscribes"));
+}
+
+TEST_CASE("topics: subscriptions follow their topics when a member joins", "[cluster][topic]") {
+  TestCluster cluster(2);
+  cluster.waitSettled(2);
+  std::mutex logMutex;
+  std::string log;
+  shoal::ClientOptions options;
+  options.servers = cluster.addresses();
+  options.requestTimeout = 10s;
+  options.debugLog = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(logMutex);
+    log += line + "\n";
+  };
+  auto subscriber = shoal::Client::connect(options);
+  auto publisher = cluster.client();
+  // Enough topics that some move to the new member (about a third of the partitions do); the
+  // member closes their subscriptions with "wrong owner" and the client makes them again.
+  constexpr int TOPICS = 30, EACH = 20;
+  std::vector<std::unique_ptr<TopicInbox>> inboxes;
+  auto publishRound = [&](int round) {
+    for (int t = 0; t < TOPICS; ++t) {
+      std::vector<shoal::OutgoingMessage> batch;
+      for (int i = 0; i < EACH; ++i)
+        batch.push_back({"r" + std::to_string(round) + "-" + std::to_string(i), {}, {}});
+      publisher->topic("joined-" + std::to_string(t)).publishAll(batch);
+    }
+  };
+  for (int t = 0; t < TOPICS; ++t) {
+    inboxes.push_back(std::make_unique<TopicInbox>());
+    subscriber->topic("joined-" + std::to_string(t))
+        .subscribe(inboxes.back()->handler(), shoal::SubscribeFrom::earliest());
+  }
+  publishRound(0);
+  cluster.addMember();
+  cluster.waitSettled(3);
+  publishRound(1);
+  for (int t = 0; t < TOPICS; ++t) {
+    auto& inbox = *inboxes[t];
+    INFO("topic joined-" << t);
+    CHECK(inbox.waitForSeq(2 * EACH, 20s));
+    CHECK(inbox.seqs() == shoal::test::seqRange(1, 2 * EACH));
+    std::lock_guard<std::mutex> lock(inbox.mutex);
+    CHECK(inbox.gaps.empty());
+    CHECK_FALSE(inbox.closed);
+  }
+  std::lock_guard<std::mutex> lock(logMutex);
+  INFO("client debug log:\n" << log);
+  CHECK_THAT(log, Catch::Contains("resubscribes"));  // some topics did move
 }
