@@ -182,7 +182,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   if (auto limits = root["limits"].as_table()) {
     static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",  "max-value-bytes",
                                                        "max-batch-ops",  "max-message-bytes",
-                                                       "max-scan-limit", "listener-buffer-events"};
+                                                       "max-scan-limit", "listener-buffer-events",
+                                                       "resp-subscriber-output-bytes"};
     for (auto& [k, _] : *limits) {
       if (!KNOWN_LIMITS.count(std::string(k.str())))
         throw ConfigError("limits." + std::string(k.str()) + ": unknown option");
@@ -193,6 +194,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readInt(*limits, "max-message-bytes", "limits.", &o->limits.maxMessageBytes);
     readInt(*limits, "max-scan-limit", "limits.", &o->limits.maxScanLimit);
     readInt(*limits, "listener-buffer-events", "limits.", &o->limits.listenerBufferEvents);
+    readInt(*limits, "resp-subscriber-output-bytes", "limits.", &o->limits.respSubscriberOutputBytes);
   }
   if (auto cluster = root["cluster"].as_table()) {
     static const std::set<std::string> KNOWN_CLUSTER = {"name",
