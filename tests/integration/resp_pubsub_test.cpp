@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../cluster/cluster_support.h"
 #include "redis_process.h"
 #include "shoal/node/node.h"
 #include "shoald_process.h"
@@ -223,4 +224,38 @@ TEST_CASE("resp: a subscriber that never reads is disconnected over the output l
   // The member is up and the closed subscriber's subscription is gone: only one receiver left.
   CHECK(cli(port, {"PING"}) == "PONG\n");
   CHECK(cli(port, {"PUBLISH", "firehose", "x"}) == "1\n");
+}
+
+TEST_CASE("resp: pub/sub across a cluster reaches subscribers on another member", "[resp][cluster]") {
+  shoal::test::TestCluster cluster(2, {"--resp", "127.0.0.1:0"});
+  cluster.waitSettled(2);
+  int subscriberPort = portOf(cluster.member(0).respAddress());
+  int publisherPort = portOf(cluster.member(1).respAddress());
+  // Twenty channels: their topics' owners are spread over both members.
+  std::string subscribe = "SUBSCRIBE";
+  for (int i = 0; i < 20; ++i) subscribe += " ch" + std::to_string(i);
+  RawClient sub(subscriberPort);
+  sub.send(subscribe + "\r\nPSUBSCRIBE ch1?\r\nPING sync\r\n");
+  auto confirmations = sub.readUntil("$4\r\nsync\r\n");
+  CHECK(confirmations.find("$4\r\nch19\r\n:20\r\n") != std::string::npos);
+  CHECK(confirmations.find("*3\r\n$10\r\npsubscribe\r\n$4\r\nch1?\r\n:21\r\n") != std::string::npos);
+  // Published through the other member: the receivers it counts are its own RESP clients (none).
+  for (int i = 0; i < 20; ++i) {
+    CHECK(cli(publisherPort, {"PUBLISH", "ch" + std::to_string(i), "m" + std::to_string(i)}) == "0\n");
+  }
+  std::string received;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto complete = [&received]() {
+    for (int i = 0; i < 20; ++i) {
+      auto m = "*3\r\n$7\r\nmessage\r\n$" + std::to_string(3 + (i >= 10)) + "\r\nch" + std::to_string(i) +
+               "\r\n$" + std::to_string(2 + (i >= 10)) + "\r\nm" + std::to_string(i) + "\r\n";
+      if (received.find(m) == std::string::npos) return false;
+    }
+    // ch10..ch19 match the pattern too (their topics existed when PSUBSCRIBE listed them).
+    return received.find("*4\r\n$8\r\npmessage\r\n$4\r\nch1?\r\n$4\r\nch19\r\n$3\r\nm19\r\n") !=
+           std::string::npos;
+  };
+  while (!complete() && std::chrono::steady_clock::now() < deadline) received += sub.readUntil("\r\n", 1s);
+  INFO("received:\n" << received);
+  CHECK(complete());
 }
