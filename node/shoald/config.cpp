@@ -180,9 +180,12 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   readDuration(root, "expiry-sweep-interval", "", &sweep);
   o->expirySweepIntervalMs = static_cast<uint32_t>(std::min<int64_t>(sweep, UINT32_MAX));
   if (auto limits = root["limits"].as_table()) {
-    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",  "max-value-bytes",
-                                                       "max-batch-ops",  "max-message-bytes",
-                                                       "max-scan-limit", "listener-buffer-events",
+    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",
+                                                       "max-value-bytes",
+                                                       "max-batch-ops",
+                                                       "max-message-bytes",
+                                                       "max-scan-limit",
+                                                       "listener-buffer-events",
                                                        "resp-subscriber-output-bytes"};
     for (auto& [k, _] : *limits) {
       if (!KNOWN_LIMITS.count(std::string(k.str())))

@@ -321,8 +321,8 @@ void Runtime::shardMain() {
     limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
     limits.maxQueryBytes = options_.limits.maxMessageBytes;
     respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock,
-                                        respAddress, limits, &respGateway, localMember, io.provider->getTimer(),
-                                        options_.limits.respSubscriberOutputBytes);
+                                        respAddress, limits, &respGateway, localMember,
+                                        io.provider->getTimer(), options_.limits.respSubscriberOutputBytes);
     respAddress_ = respAddress;
     memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress,
                      options_.respMap);

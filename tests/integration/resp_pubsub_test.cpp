@@ -40,7 +40,9 @@ class RawClient {
   }
   ~RawClient() { ::close(fd_); }
 
-  void send(const std::string& bytes) { REQUIRE(::write(fd_, bytes.data(), bytes.size()) == ssize_t(bytes.size())); }
+  void send(const std::string& bytes) {
+    REQUIRE(::write(fd_, bytes.data(), bytes.size()) == ssize_t(bytes.size()));
+  }
 
   // Everything received until it ends with `marker` (or the deadline passed).
   std::string readUntil(const std::string& marker, std::chrono::milliseconds timeout = 10s) {
@@ -66,7 +68,8 @@ class RawClient {
  private:
   // > 0 bytes read, 0 closed, < 0 error or deadline (errno ETIMEDOUT).
   ssize_t readSome(std::chrono::steady_clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       errno = ETIMEDOUT;
       return -1;
@@ -108,7 +111,8 @@ std::string pubsubTranscript(int port) {
   t += "PUBLISH nobody -> " + cli(port, {"PUBLISH", "nobody", "x"});
   t += sub.readUntil("goal\r\n");
   sub.send(
-      "GET x\r\nPUBLISH a b\r\nFOO\r\nSUBSCRIBE\r\nPING\r\nUNSUBSCRIBE a\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE nope\r\n"
+      "GET x\r\nPUBLISH a b\r\nFOO\r\nSUBSCRIBE\r\nPING\r\nUNSUBSCRIBE a\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE "
+      "nope\r\n"
       "UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPING\r\nGET x\r\nSUBSCRIBE z\r\nRESET\r\nPING s3\r\n");
   t += sub.readUntil("$2\r\ns3\r\n");
   return t;
@@ -156,9 +160,11 @@ TEST_CASE("resp: pub/sub replies and subscribed-mode rules match redis-server", 
   auto mine = pubsubTranscript(portOf(shoal.respAddress()));
   INFO("shoald transcript:\n" << mine);
   // What users rely on, whether or not redis-server is here to compare with.
-  CHECK(mine.find("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n") == 0);
+  CHECK(mine.find("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n") ==
+        0);
   CHECK(mine.find("*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nhello\r\n") != std::string::npos);
-  CHECK(mine.find("*4\r\n$8\r\npmessage\r\n$6\r\nnews.*\r\n$10\r\nnews.sport\r\n$4\r\ngoal\r\n") != std::string::npos);
+  CHECK(mine.find("*4\r\n$8\r\npmessage\r\n$6\r\nnews.*\r\n$10\r\nnews.sport\r\n$4\r\ngoal\r\n") !=
+        std::string::npos);
   CHECK(mine.find(SUBSCRIBED_MODE_ERROR) != std::string::npos);
   CHECK(mine.find("*2\r\n$4\r\npong\r\n$0\r\n\r\n") != std::string::npos);
   CHECK(shoal.alive());
@@ -182,9 +188,10 @@ TEST_CASE("resp: a python3-redis subscriber receives RESP and Shoal publishes", 
 
   shoal::test::CommandResult script;
   std::thread python([&script, port]() {
-    script = runCommand({"/usr/bin/python3", std::string(SHOAL_TEST_DIR) + "/integration/resp_pubsub_py_client.py",
-                         std::to_string(port)},
-                        60000);
+    script =
+        runCommand({"/usr/bin/python3", std::string(SHOAL_TEST_DIR) + "/integration/resp_pubsub_py_client.py",
+                    std::to_string(port)},
+                   60000);
   });
   bool ready = signals.waitFor("ready");
   if (ready) node->topic("orders").publish("from-shoal");
@@ -200,7 +207,8 @@ TEST_CASE("resp: a python3-redis subscriber receives RESP and Shoal publishes", 
   CHECK(orders.waitFor("from-redis"));
 }
 
-TEST_CASE("resp: a subscriber that never reads is disconnected over the output limit", "[resp][integration]") {
+TEST_CASE("resp: a subscriber that never reads is disconnected over the output limit",
+          "[resp][integration]") {
   auto node = startNode(1 << 20);
   int port = portOf(node->respAddress());
   RawClient slow(port, 4096);

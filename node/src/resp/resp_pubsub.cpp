@@ -65,11 +65,13 @@ PubSub::Watched& PubSub::watch(const std::string& topic, SubscribeFrom from) {
   TopicHandler handler;
   handler.onMessage = [this, topic](const TopicMessage& m) { deliver(topic, m.value); };
   handler.onGap = [topic](const std::string&, uint64_t from, uint64_t to) {
-    memberLog().debug("RESP subscribers of '{}' missed messages {}..{} (dropped before delivery)", topic, from, to);
+    memberLog().debug("RESP subscribers of '{}' missed messages {}..{} (dropped before delivery)", topic,
+                      from, to);
   };
   // Cut off (fell behind): subscribe again from where it stopped, for whoever still wants it.
   handler.onClosed = [this, topic, token](const std::string&, const Error& reason, uint64_t next) {
-    memberLog().info("RESP subscription to '{}' was cut off ({}); resuming from {}", topic, reason.what(), next);
+    memberLog().info("RESP subscription to '{}' was cut off ({}); resuming from {}", topic, reason.what(),
+                     next);
     tasks_.add(kj::evalLater([this, topic, token, next]() {
       auto it = watched_.find(topic);
       if (it == watched_.end() || it->second->token != token) return;
@@ -163,7 +165,8 @@ std::string PubSub::unsubscribe(int64_t client, const std::vector<std::string>& 
   ReplyWriter writer(&out);
   auto it = clients_.find(client);
   std::vector<std::string> all;
-  if (channels.empty() && it != clients_.end()) all.assign(it->second.channels.begin(), it->second.channels.end());
+  if (channels.empty() && it != clients_.end())
+    all.assign(it->second.channels.begin(), it->second.channels.end());
   auto& list = channels.empty() ? all : channels;
   if (list.empty()) confirmation(writer, "unsubscribe", nullptr, count(client));
   for (auto& channel : list) {
@@ -203,7 +206,8 @@ std::string PubSub::punsubscribe(int64_t client, const std::vector<std::string>&
   ReplyWriter writer(&out);
   auto it = clients_.find(client);
   std::vector<std::string> all;
-  if (patterns.empty() && it != clients_.end()) all.assign(it->second.patterns.begin(), it->second.patterns.end());
+  if (patterns.empty() && it != clients_.end())
+    all.assign(it->second.patterns.begin(), it->second.patterns.end());
   auto& list = patterns.empty() ? all : patterns;
   if (list.empty()) confirmation(writer, "punsubscribe", nullptr, count(client));
   bool removed = false;

@@ -54,8 +54,8 @@ class PubSub : private kj::TaskSet::ErrorHandler {
   };
   // A topic this gateway subscribed to, for its channel subscribers and matching patterns.
   struct Watched {
-    uint64_t token = 0;      // this attempt (a late answer of an abandoned one is ignored)
-    SubscriptionId id = 0;   // 0 until the owner took the subscription
+    uint64_t token = 0;             // this attempt (a late answer of an abandoned one is ignored)
+    SubscriptionId id = 0;          // 0 until the owner took the subscription
     kj::ForkedPromise<void> ready;  // resolves once subscribed (rejects: the attempt failed)
     kj::Own<kj::PromiseFulfiller<void>> fulfiller;
     std::set<int64_t> clients;  // channel subscribers

@@ -28,7 +28,8 @@ class Server : private kj::TaskSet::ErrorHandler {
   // `subscriberOutputLimit`: unsent bytes a subscribed client may hold before it is disconnected.
   Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
          std::string mapName, const Clock& clock, std::string address, ParserLimits limits,
-         ClusterAccess* cluster, wire::Member::Client member, kj::Timer& timer, uint64_t subscriberOutputLimit);
+         ClusterAccess* cluster, wire::Member::Client member, kj::Timer& timer,
+         uint64_t subscriberOutputLimit);
   ~Server();
   const std::string& address() const { return address_; }
 
