@@ -138,6 +138,31 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
   readDuration(t, "write-max-retry-backoff", prefix, &m->writeMaxRetryBackoffMs);
 }
 
+void readTopic(const toml::table& t, const std::string& prefix, TopicOptions* o) {
+  static const std::set<std::string> KNOWN = {"capacity", "retention", "overload", "durable",
+                                              "max-subscriber-lag"};
+  for (auto& [k, _] : t) {
+    if (!KNOWN.count(std::string(k.str())))
+      throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
+  }
+  readInt(t, "capacity", prefix, &o->capacity);
+  readDuration(t, "retention", prefix, &o->retentionMs);
+  std::string overload;
+  readString(t, "overload", prefix, &overload);
+  if (overload == "overwrite")
+    o->overload = TopicOverload::OVERWRITE;
+  else if (overload == "reject")
+    o->overload = TopicOverload::REJECT;
+  else if (!overload.empty())
+    throw ConfigError(prefix + "overload: '" + overload + "' is not overwrite or reject");
+  if (auto durable = t.get("durable")) {
+    auto v = durable->value<bool>();
+    if (!v) throw ConfigError(prefix + "durable: expected true or false");
+    o->durable = *v;
+  }
+  readInt(t, "max-subscriber-lag", prefix, &o->maxSubscriberLag);
+}
+
 void readConfigFile(const std::string& path, NodeOptions* o) {
   toml::table root;
   if (FILE* f = std::fopen(path.c_str(), "r")) {
@@ -154,7 +179,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   }
   static const std::set<std::string> KNOWN = {
       "name",   "listen", "seeds",    "data-dir",     "partition-count", "log-level", "expiry-sweep-interval",
-      "limits", "resp",   "resp-map", "map-defaults", "cluster",         "maps"};
+      "limits", "resp",   "resp-map", "map-defaults", "cluster",         "maps",
+      "topic-defaults", "topics"};
   for (auto& [k, _] : root) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(std::string(k.str()) + ": unknown option in " + path);
@@ -236,6 +262,17 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
       MapOptions m = o->defaultMap;
       readMap(*t, "maps." + std::string(name.str()) + ".", &m);
       o->maps[std::string(name.str())] = m;
+    }
+  }
+  if (auto defaults = root["topic-defaults"].as_table())
+    readTopic(*defaults, "topic-defaults.", &o->defaultTopic);
+  if (auto topics = root["topics"].as_table()) {
+    for (auto& [name, node] : *topics) {
+      auto* t = node.as_table();
+      if (!t) throw ConfigError("topics." + std::string(name.str()) + ": expected a table");
+      TopicOptions topic = o->defaultTopic;
+      readTopic(*t, "topics." + std::string(name.str()) + ".", &topic);
+      o->topics[std::string(name.str())] = topic;
     }
   }
 }

@@ -332,6 +332,8 @@ kj::Promise<void> MemberService::scan(ScanContext context) {
   // One call covers consecutive partitions owned here; a partition owned elsewhere is asked of
   // its owner (once: a forwarded scan answers from its own partitions only).
   auto params = context.getParams();
+  if (params.getMap().size() > 0 && params.getMap().cStr()[0] == '$')
+    return callFailure("invalid-argument", "map names starting with '$' are reserved");
   auto limit = std::min(std::max(params.getLimit(), 1u), maps_.limits().maxScanLimit);
   if (!cluster_.ready()) return callFailure("unavailable", cluster_.notReadyReason());
   auto cursor = params.getCursor();
@@ -370,6 +372,7 @@ kj::Promise<void> MemberService::addListener(AddListenerContext context) {
   auto params = context.getParams();
   std::string name = params.getMap();
   if (name.empty()) return callFailure("invalid-argument", "map name is empty");
+  if (name[0] == '$') return callFailure("invalid-argument", "map names starting with '$' are reserved");
   auto hub = maps_.hub(name);
   auto id = hub->addRemote(params.getListener(), params.getIncludeValues());
   memberLog().debug("listener {} added on map '{}'", id, name);

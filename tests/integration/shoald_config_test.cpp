@@ -94,6 +94,11 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("[limits]\nmax-message-bytes = 1024\n", "limits.max-message-bytes");
   expectConfigRejected("[limits]\nmax-batch-ops = 0\n", "limits.max-batch-ops");
   expectConfigRejected("[limits]\nmax-key-bytes = -1\n", "limits.max-key-bytes");
+  expectConfigRejected("[topics.orders]\nsize = 3\n", "topics.orders.size");
+  expectConfigRejected("[topic-defaults]\noverload = \"drop\"\n", "topic-defaults.overload");
+  expectConfigRejected("[topics.orders]\noverload = \"reject\"\n", "topics.orders.overload");
+  expectConfigRejected("[topics.orders]\ncapacity = 0\n", "topics.orders.capacity");
+  expectConfigRejected("[topics.orders]\ndurable = true\n", "topics.orders.durable");
   expectConfigRejected("name = \"unterminated\n", "line 1");  // TOML syntax error: file and line
 }
 

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <unistd.h>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -212,4 +214,31 @@ TEST_CASE("topics: a subscriber that stops taking messages is cut off with a rea
   fast.subscribe(resumed.handler(), shoal::SubscribeFrom::at(next));
   REQUIRE(resumed.waitFor(300 - (next - 1)));
   CHECK(resumed.seqs() == range(next, 300));
+}
+
+TEST_CASE("topics: a durable topic survives a restart of its member and numbering goes on", "[topic][node]") {
+  auto dir = std::filesystem::temp_directory_path() / ("shoal-topic-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto options = topicOptions();
+  options.dataDir = dir.string();
+  options.topics["audit"].durable = true;
+  {
+    auto node = shoal::Node::start(options);
+    for (int i = 1; i <= 50; ++i) node->topic("audit").publish("a" + std::to_string(i));
+    node->topic("volatile").publish("gone after restart");
+  }
+  {
+    auto node = shoal::Node::start(options);
+    CHECK(node->topic("audit").publish("a51") == 51);
+    Inbox inbox;
+    node->topic("audit").subscribe(inbox.handler(), shoal::SubscribeFrom::earliest());
+    REQUIRE(inbox.waitFor(51));
+    CHECK(inbox.seqs() == range(1, 51));
+    std::lock_guard<std::mutex> lock(inbox.mutex);
+    CHECK(inbox.messages[0].value == "a1");
+    CHECK(inbox.messages[50].value == "a51");
+    // A topic that is not durable starts over.
+    CHECK(node->topic("volatile").publish("again") == 1);
+  }
+  std::filesystem::remove_all(dir);
 }
