@@ -206,9 +206,13 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   readDuration(root, "expiry-sweep-interval", "", &sweep);
   o->expirySweepIntervalMs = static_cast<uint32_t>(std::min<int64_t>(sweep, UINT32_MAX));
   if (auto limits = root["limits"].as_table()) {
-    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",  "max-value-bytes",
-                                                       "max-batch-ops",  "max-message-bytes",
-                                                       "max-scan-limit", "listener-buffer-events"};
+    static const std::set<std::string> KNOWN_LIMITS = {"max-key-bytes",
+                                                       "max-value-bytes",
+                                                       "max-batch-ops",
+                                                       "max-message-bytes",
+                                                       "max-scan-limit",
+                                                       "listener-buffer-events",
+                                                       "resp-subscriber-output-bytes"};
     for (auto& [k, _] : *limits) {
       if (!KNOWN_LIMITS.count(std::string(k.str())))
         throw ConfigError("limits." + std::string(k.str()) + ": unknown option");
@@ -219,6 +223,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readInt(*limits, "max-message-bytes", "limits.", &o->limits.maxMessageBytes);
     readInt(*limits, "max-scan-limit", "limits.", &o->limits.maxScanLimit);
     readInt(*limits, "listener-buffer-events", "limits.", &o->limits.listenerBufferEvents);
+    readInt(*limits, "resp-subscriber-output-bytes", "limits.", &o->limits.respSubscriberOutputBytes);
   }
   if (auto cluster = root["cluster"].as_table()) {
     static const std::set<std::string> KNOWN_CLUSTER = {"name",

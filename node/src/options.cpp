@@ -87,6 +87,7 @@ void NodeOptions::validate() const {
           "limits.max-message-bytes", "must exceed max-key-bytes + max-value-bytes");
   require(limits.maxScanLimit >= 1, "limits.max-scan-limit", "must be >= 1");
   require(limits.listenerBufferEvents >= 1, "limits.listener-buffer-events", "must be >= 1");
+  require(limits.respSubscriberOutputBytes >= 1024, "limits.resp-subscriber-output-bytes", "must be >= 1024");
   require(expirySweepIntervalMs >= 1 && expirySweepIntervalMs <= 60'000, "expiry-sweep-interval",
           "must be 1..60000 ms");
   validateMap(defaultMap, "map-defaults", *this);

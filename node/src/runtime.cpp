@@ -290,27 +290,6 @@ void Runtime::shardMain() {
   resp::ClusterGateway respGateway(cluster, maps, options_.respMap, clock, address_);
   cluster.setRespHandler(
       [&respGateway](std::vector<std::string> args, bool) { return respGateway.run(std::move(args)); });
-  kj::Own<resp::Server> respServer;
-  if (!options_.resp.empty()) {
-    kj::Own<kj::ConnectionReceiver> respReceiver;
-    try {
-      auto address = io.provider->getNetwork().parseAddress(options_.resp).wait(io.waitScope);
-      respReceiver = address->listen();
-    } catch (const kj::Exception& e) {
-      throw Error(ErrorCode::UNAVAILABLE,
-                  "cannot listen on '" + options_.resp + "' (resp): " + e.getDescription().cStr());
-    }
-    auto respAddress = hostOf(options_.resp) + ":" + std::to_string(respReceiver->getPort());
-    resp::ParserLimits limits;
-    limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
-    limits.maxQueryBytes = options_.limits.maxMessageBytes;
-    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock,
-                                        respAddress, limits, &respGateway);
-    respAddress_ = respAddress;
-    memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress,
-                     options_.respMap);
-  }
-
   // Topics: subscribers of the topics this member owns; messages go out once committed.
   auto topics = std::make_shared<topic::TopicHub>(maps, io.provider->getTimer());
   maps.setPublishHook([&topics](const std::string& name, uint64_t seq) { topics->applied(name, seq); });
@@ -326,6 +305,29 @@ void Runtime::shardMain() {
   topic::LocalSubscriptions subscriptions(
       localMember, io.provider->getTimer(),
       [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
+  // After the member's own RPC face: Redis PUBLISH / SUBSCRIBE go through it.
+  kj::Own<resp::Server> respServer;
+  if (!options_.resp.empty()) {
+    kj::Own<kj::ConnectionReceiver> respReceiver;
+    try {
+      auto address = io.provider->getNetwork().parseAddress(options_.resp).wait(io.waitScope);
+      respReceiver = address->listen();
+    } catch (const kj::Exception& e) {
+      throw Error(ErrorCode::UNAVAILABLE,
+                  "cannot listen on '" + options_.resp + "' (resp): " + e.getDescription().cStr());
+    }
+    auto respAddress = hostOf(options_.resp) + ":" + std::to_string(respReceiver->getPort());
+    resp::ParserLimits limits;
+    limits.maxBulkBytes = std::max<uint64_t>(options_.limits.maxValueBytes, options_.limits.maxKeyBytes);
+    limits.maxQueryBytes = options_.limits.maxMessageBytes;
+    respServer = kj::heap<resp::Server>(kj::mv(respReceiver), io.unixEventPort, maps, options_.respMap, clock,
+                                        respAddress, limits, &respGateway, localMember,
+                                        io.provider->getTimer(), options_.limits.respSubscriberOutputBytes);
+    respAddress_ = respAddress;
+    memberLog().info("member '{}' speaks RESP on {} (map '{}')", options_.name, respAddress,
+                     options_.respMap);
+  }
+
   kj::Promise<void> accepting = kj::READY_NOW;
   if (receiver) {
     accepting = acceptLoop(*receiver, bootstrap, readerOptions, connections)

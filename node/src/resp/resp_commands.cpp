@@ -92,6 +92,13 @@ void Commands::execute(const Args& args, Session& session, ReplyWriter& out) {
   (this->*spec.handler)(args, session, out);
 }
 
+bool Commands::knows(const std::string& lowerName, size_t argc) const {
+  auto it = table_.find(lowerName);
+  if (it == table_.end()) return false;
+  int n = static_cast<int>(argc);
+  return it->second.arity > 0 ? n == it->second.arity : n >= -it->second.arity;
+}
+
 void Commands::ping(const Args& args, Session&, ReplyWriter& out) {
   if (args.size() > 2) return out.error("ERR wrong number of arguments for 'ping' command");
   if (args.size() == 2) return out.bulk(args[1]);

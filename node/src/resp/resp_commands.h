@@ -34,6 +34,8 @@ class Commands {
   Commands(MapService& maps, std::string mapName, const Clock& clock, ServerStats& stats,
            std::string address);
   void execute(const Args& args, Session& session, ReplyWriter& out);
+  // Whether `lowerName` is a command here that accepts `argc` arguments (the name included).
+  bool knows(const std::string& lowerName, size_t argc) const;
 
  private:
   using Handler = void (Commands::*)(const Args&, Session&, ReplyWriter&);

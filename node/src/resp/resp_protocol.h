@@ -54,6 +54,7 @@ class ReplyWriter {
   void nullArray();                 // *-1
   void arrayHeader(size_t n);       // *n, then n replies
   void ok() { simple("OK"); }
+  void raw(std::string_view encoded) { out_->append(encoded); }  // replies already in RESP
 
  private:
   std::string* out_;

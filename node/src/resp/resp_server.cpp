@@ -26,9 +26,38 @@ class Server::Connection {
   Connection(Server& server, int fd, int64_t id) : server_(server), fd_(fd), parser_(server.limits_) {
     session_.id = id;
     server_.stats_.connectedClients++;
+    server_.clientFds_[id] = fd;
   }
-  ~Connection() { server_.stats_.connectedClients--; }
+  ~Connection() {
+    server_.stats_.connectedClients--;
+    server_.clientFds_.erase(session_.id);
+    server_.pubsub_->drop(session_.id);
+  }
   int fd() const { return fd_.get(); }
+
+  // A pub/sub message for this client. While a reply is awaited it waits behind it (replies and
+  // pushes stay in order); over the subscriber output limit, the client is disconnected.
+  void push(std::string_view bytes) {
+    if (overLimit_) return;
+    if (waitingCommit_) {
+      held_ += bytes;
+    } else {
+      out_ += bytes;
+      if (!writeOut()) {
+        overLimit_ = true;
+        server_.closeLater(fd_, session_.id);
+        return;
+      }
+    }
+    if (out_.size() - written_ + held_.size() > server_.subscriberOutputLimit_) {
+      memberLog().info(
+          "RESP client {} is a subscriber with more than {} bytes of unsent output "
+          "(limits.resp-subscriber-output-bytes); closing its connection",
+          session_.id, server_.subscriberOutputLimit_);
+      overLimit_ = true;
+      server_.closeLater(fd_, session_.id);
+    }
+  }
 
   // The socket is readable: read what is there, answer it. Returns false to close.
   bool onReadable() {
@@ -88,6 +117,7 @@ class Server::Connection {
         ReplyWriter writer(&c.out_);
         for (size_t i = 0; i < c.executed_; ++i) writer.error("ERR store failed, not stored: " + *failure);
       }
+      c.releaseHeld();
       if (!c.writeOut() || (c.out_.empty() && c.closing_)) return server->close(fd);
       server->watch(fd, c.blocked_ ? EPOLLOUT : EPOLLIN);
     };
@@ -110,7 +140,10 @@ class Server::Connection {
     int64_t id = session_.id;
     Server* server = &server_;
     kj::Promise<std::string> reply = nullptr;
-    if (remoteRoute_.kind == Route::Kind::THERE) {
+    KJ_IF_MAYBE (local, pending_) {
+      reply = kj::mv(*local);
+      pending_ = nullptr;
+    } else if (remoteRoute_.kind == Route::Kind::THERE) {
       reply = server_.cluster_->forward(remoteRoute_.address, remoteArgs_, false);
     } else {
       // Every member answers for its own partitions; this one included.
@@ -138,6 +171,7 @@ class Server::Connection {
       auto& c = *it->second;
       c.waitingCommit_ = false;
       c.out_ += reply;
+      c.releaseHeld();
       if (!c.continueRound()) server->close(fd);
     };
     // Both continuations hold their own copy of `resume` (then() keeps an lvalue by reference).
@@ -147,6 +181,64 @@ class Server::Connection {
                                            std::string(e.getDescription().cStr()) + "); retry\r\n");
                                   }));
     return true;
+  }
+
+  void releaseHeld() {
+    out_ += held_;
+    held_.clear();
+  }
+
+  enum class PubSubStep { NOT_PUBSUB, DONE, ASYNC };
+  // Pub/sub commands, and Redis's rules for a client in subscribed mode (RESP2: only
+  // (P)(UN)SUBSCRIBE, PING, QUIT and RESET). ASYNC: pending_ holds the reply.
+  PubSubStep pubsubCommand(ReplyWriter& writer) {
+    std::string name(args_[0]);
+    for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    auto& pubsub = *server_.pubsub_;
+    auto id = session_.id;
+    size_t argc = args_.size();
+    bool subscribed = pubsub.count(id) > 0;
+    auto rest = [this]() { return std::vector<std::string>(args_.begin() + 1, args_.end()); };
+    auto arityError = [&]() {
+      writer.error("ERR wrong number of arguments for '" + name + "' command");
+      return PubSubStep::DONE;
+    };
+    if (name == "subscribe" || name == "psubscribe") {
+      if (argc < 2) return arityError();
+      pending_ = name == "subscribe" ? pubsub.subscribe(id, rest()) : pubsub.psubscribe(id, rest());
+      return PubSubStep::ASYNC;
+    }
+    if (name == "unsubscribe" || name == "punsubscribe") {
+      auto reply = name == "unsubscribe" ? pubsub.unsubscribe(id, rest()) : pubsub.punsubscribe(id, rest());
+      writer.raw(reply);
+      return PubSubStep::DONE;
+    }
+    if (name == "reset") {
+      if (argc != 1) return arityError();
+      pubsub.drop(id);
+      session_.name.clear();
+      writer.simple("RESET");
+      return PubSubStep::DONE;
+    }
+    if (subscribed && name == "ping") {
+      if (argc > 2) return arityError();
+      writer.arrayHeader(2);
+      writer.bulk("pong");
+      writer.bulk(argc == 2 ? args_[1] : std::string_view());
+      return PubSubStep::DONE;
+    }
+    if (subscribed && name != "quit" && (name == "publish" || server_.commands_.knows(name, argc))) {
+      writer.error("ERR Can't execute '" + name +
+                   "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+                   "context");
+      return PubSubStep::DONE;
+    }
+    if (name == "publish") {
+      if (argc != 3) return arityError();
+      pending_ = pubsub.publish(std::string(args_[1]), std::string(args_[2]));
+      return PubSubStep::ASYNC;
+    }
+    return PubSubStep::NOT_PUBSUB;
   }
 
   // After a remote reply: the rest of the buffered commands, then the usual commit / write.
@@ -206,6 +298,14 @@ class Server::Connection {
       }
       offset += consumed;
       ++executed_;
+      if (!args_.empty()) {
+        auto step = pubsubCommand(writer);
+        if (step == PubSubStep::ASYNC) {
+          remote = true;
+          continue;
+        }
+        if (step == PubSubStep::DONE) continue;
+      }
       if (server_.cluster_ != nullptr && server_.cluster_->memberCount() > 1 && !args_.empty()) {
         remoteName_.assign(args_[0]);
         for (auto& ch : remoteName_) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
@@ -250,6 +350,9 @@ class Server::Connection {
   bool blocked_ = false;        // a reply waits for the socket to take it (reading is paused)
   bool closing_ = false;        // QUIT or a protocol error: close once the reply is out
   bool waitingCommit_ = false;  // replies wait for the store; the socket is not read meanwhile
+  bool overLimit_ = false;      // a subscriber over the output limit: closed on the next turn
+  std::string held_;            // pushes that arrived while a reply was awaited
+  kj::Maybe<kj::Promise<std::string>> pending_;  // the reply of a pub/sub command run here
 
   friend class Server;
   std::vector<std::string_view> args_;
@@ -260,13 +363,22 @@ class Server::Connection {
 
 Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
                std::string mapName, const Clock& clock, std::string address, ParserLimits limits,
-               ClusterAccess* cluster)
+               ClusterAccess* cluster, wire::Member::Client member, kj::Timer& timer,
+               uint64_t subscriberOutputLimit)
     : receiver_(kj::mv(receiver)),
       maps_(maps),
       commands_(maps, std::move(mapName), clock, stats_, address),
       cluster_(cluster),
       address_(std::move(address)),
       limits_(limits),
+      subscriberOutputLimit_(subscriberOutputLimit),
+      pubsub_(std::make_unique<PubSub>(kj::mv(member), timer,
+                                       [this](int64_t client, std::string_view bytes) {
+                                         auto it = clientFds_.find(client);
+                                         if (it == clientFds_.end()) return;
+                                         auto c = connections_.find(it->second);
+                                         if (c != connections_.end()) c->second->push(bytes);
+                                       })),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       epollObserver_(eventPort, epoll_, kj::UnixEventPort::FdObserver::OBSERVE_READ),
       tasks_(*this),
@@ -352,6 +464,13 @@ void Server::watch(int fd, uint32_t events) {
 void Server::close(int fd) {
   ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
   connections_.erase(fd);  // closes the socket
+}
+
+void Server::closeLater(int fd, int64_t id) {
+  tasks_.add(kj::evalLater([this, fd, id]() {
+    auto it = connections_.find(fd);
+    if (it != connections_.end() && it->second->session_.id == id) close(fd);
+  }));
 }
 
 void Server::taskFailed(kj::Exception&& exception) {

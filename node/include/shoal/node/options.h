@@ -60,6 +60,7 @@ struct Limits {
   uint64_t maxMessageBytes = 64ull * 1024 * 1024;  // Cap'n Proto traversal/message limit, bytes
   uint32_t maxScanLimit = 10'000;                  // entries returned by one scan call
   uint32_t listenerBufferEvents = 100'000;         // events queued per remote listener before cut-off
+  uint64_t respSubscriberOutputBytes = 32ull << 20;  // unsent bytes of a RESP subscriber before it is closed (>= 1024)
 };
 
 // How members find each other, replicate and detect failures.
