@@ -408,8 +408,9 @@ void Subscriptions::checkPositions() {
                                }))
             .catch_([this, id = id, attempt](kj::Exception&& e) {
               auto error = errorOfCall(e, "the topic's owner");
-              if (error.code() == ErrorCode::WRONG_OWNER) {
-                // The owner answered: it ended the subscription. Its onClosed says why.
+              if (error.code() == ErrorCode::WRONG_OWNER || error.code() == ErrorCode::OVERLOADED) {
+                // The owner answered: it ended the subscription (OVERLOADED: cut off). Its
+                // onClosed, queued behind deliveries, says why.
                 if (auto* s = find(id, attempt)) {
                   s->checking = false;
                   if (!s->endedSince) s->endedSince = Clock::now();

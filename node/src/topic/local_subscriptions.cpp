@@ -107,13 +107,8 @@ class LocalSubscriptions::Receiver final : public wire::TopicSubscriber::Server 
       owner->resubscribe(id_, generation_, message);  // moved or stopping: resume elsewhere
       return kj::READY_NOW;
     }
-    auto handler = sub->handler;
-    std::string topic = sub->topic;
-    uint64_t next = sub->next != 0 ? sub->next : context.getParams().getNext();
-    owner->subs_.erase(id_);
-    owner->postEvent_([handler, topic, message, next]() {
-      if (handler->onClosed) handler->onClosed(topic, Error(ErrorCode::OVERLOADED, message), next);
-    });
+    if (sub->next == 0) sub->next = context.getParams().getNext();
+    owner->endCutOff(id_, message);
     return kj::READY_NOW;
   }
 
@@ -197,7 +192,14 @@ kj::Promise<void> LocalSubscriptions::watch(SubscriptionId id, uint64_t generati
               [this, id, generation](capnp::Response<wire::TopicSubscription::PositionResults>&&)
                   -> kj::Promise<void> { return watch(id, generation); },
               [this, id, generation](kj::Exception&& e) -> kj::Promise<void> {
-                resubscribe(id, generation, e.getDescription().cStr());
+                std::string text = e.getDescription().cStr();
+                auto at = text.find("shoal:overloaded: ");
+                if (at == std::string::npos) {
+                  resubscribe(id, generation, text);
+                } else {
+                  // Cut off: its onClosed may still be queued behind deliveries; end it now, once.
+                  endCutOff(id, text.substr(at + 18));
+                }
                 return kj::READY_NOW;
               });
     }
@@ -222,6 +224,18 @@ void LocalSubscriptions::resubscribe(SubscriptionId id, uint64_t generation, con
       resubscribe(id, attempt, e.getDescription().cStr());
     });
   }));
+}
+
+void LocalSubscriptions::endCutOff(SubscriptionId id, const std::string& reason) {
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return;
+  auto handler = it->second->handler;
+  std::string topic = it->second->topic;
+  uint64_t next = it->second->next;
+  subs_.erase(it);
+  postEvent_([handler, topic, reason, next]() {
+    if (handler->onClosed) handler->onClosed(topic, Error(ErrorCode::OVERLOADED, reason), next);
+  });
 }
 
 void LocalSubscriptions::remove(SubscriptionId id) {

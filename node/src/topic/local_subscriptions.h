@@ -38,6 +38,8 @@ class LocalSubscriptions : private kj::TaskSet::ErrorHandler {
   kj::Promise<void> subscribe(Sub& sub, SubscribeFrom from);
   kj::Promise<void> watch(SubscriptionId id, uint64_t generation);
   void resubscribe(SubscriptionId id, uint64_t generation, const std::string& why);
+  // The owner cut the subscription off (too far behind): the host's onClosed, once; then gone.
+  void endCutOff(SubscriptionId id, const std::string& reason);
   void taskFailed(kj::Exception&& exception) override;
 
   wire::Member::Client member_;

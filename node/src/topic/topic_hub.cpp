@@ -34,13 +34,12 @@ class SubscriptionImpl final : public wire::TopicSubscription::Server {
   SubscriptionImpl(std::weak_ptr<TopicHub> hub, std::string topic, uint64_t id)
       : hub_(std::move(hub)), topic_(std::move(topic)), id_(id) {}
   ~SubscriptionImpl() {
-    if (auto hub = hub_.lock()) hub->remove(topic_, id_);
+    if (auto hub = hub_.lock()) hub->forget(topic_, id_);
   }
   kj::Promise<void> position(PositionContext context) override {
     auto hub = hub_.lock();
     if (!hub) return KJ_EXCEPTION(DISCONNECTED, "shoal:unavailable: the member is stopping");
     auto [next, last] = hub->position(topic_, id_);
-    if (next == 0) return KJ_EXCEPTION(FAILED, "shoal:wrong-owner: the subscription has ended");
     context.getResults().setNext(next);
     context.getResults().setLast(last);
     return kj::READY_NOW;
@@ -208,6 +207,7 @@ void TopicHub::close(const std::shared_ptr<Subscriber>& s, wire::ErrorCode code,
   failure.setCode(code);
   failure.setMessage(reason);
   request.setNext(s->next);
+  if (code == wire::ErrorCode::OVERLOADED) cutOff_[s->id] = reason;
   tasks_.add(timer_.timeoutAfter(CLOSE_TIMEOUT, request.send().ignoreResult()).catch_([](kj::Exception&&) {}));
   remove(s->topic, s->id);
 }
@@ -241,10 +241,14 @@ uint32_t TopicHub::subscribers(const std::string& topic) const {
 }
 
 std::pair<uint64_t, uint64_t> TopicHub::position(const std::string& topic, uint64_t id) {
+  if (auto cut = cutOff_.find(id); cut != cutOff_.end()) {
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, kj::str("shoal:overloaded: ", cut->second.c_str())));
+  }
   auto it = topics_.find(topic);
-  if (it == topics_.end()) return {0, 0};
-  auto s = it->second.subscribers.find(id);
-  if (s == it->second.subscribers.end()) return {0, 0};
+  auto s = it == topics_.end() ? decltype(it->second.subscribers.end()){} : it->second.subscribers.find(id);
+  if (it == topics_.end() || s == it->second.subscribers.end()) {
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, "shoal:wrong-owner: the subscription has ended; subscribe again"));
+  }
   return {s->second->next, it->second.committed};
 }
 
@@ -255,6 +259,11 @@ void TopicHub::remove(const std::string& topic, uint64_t id) {
   if (s == it->second.subscribers.end()) return;
   s->second->closed = true;
   it->second.subscribers.erase(s);
+}
+
+void TopicHub::forget(const std::string& topic, uint64_t id) {
+  cutOff_.erase(id);
+  remove(topic, id);
 }
 
 void TopicHub::taskFailed(kj::Exception&& exception) {

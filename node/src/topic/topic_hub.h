@@ -52,9 +52,13 @@ class TopicHub : public std::enable_shared_from_this<TopicHub>, private kj::Task
   void closeAll(const std::string& reason);
 
   uint32_t subscribers(const std::string& topic) const;
-  // Where subscription `id` of `topic` is: next to deliver, last committed.
+  // Where subscription `id` of `topic` is: next to deliver, last committed. Throws
+  // "shoal:overloaded: ..." for a subscriber that was cut off (its onClosed may still be queued
+  // behind deliveries) and "shoal:wrong-owner: ..." for one that ended otherwise.
   std::pair<uint64_t, uint64_t> position(const std::string& topic, uint64_t id);
   void remove(const std::string& topic, uint64_t id);
+  // The subscription capability is gone: forget it entirely.
+  void forget(const std::string& topic, uint64_t id);
 
  private:
   struct Subscriber;
@@ -72,6 +76,7 @@ class TopicHub : public std::enable_shared_from_this<TopicHub>, private kj::Task
   MapService& maps_;
   kj::Timer& timer_;
   std::unordered_map<std::string, Topic> topics_;
+  std::map<uint64_t, std::string> cutOff_;  // ids of cut-off subscribers (until their capability goes)
   uint64_t nextId_ = 1;
   kj::TaskSet tasks_;
 };
