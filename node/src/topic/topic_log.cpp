@@ -117,8 +117,11 @@ void TopicLog::saveState(const State& state) {
 TopicLog::Appended TopicLog::append(const TopicOptions& options, wire::PublishMessage::Reader message,
                                     int64_t nowMs) {
   auto s = state();
-  // Messages that expired (retention) leave the ring from the oldest end.
-  while (s.first < s.next && !ring_.containsKey(partition_, messageKey(s.first))) ++s.first;
+  // Messages that expired (retention) leave the ring from the oldest end; without a retention only
+  // this function removes them, so `first` is exact.
+  if (options.retentionMs > 0) {
+    while (s.first < s.next && !ring_.containsKey(partition_, messageKey(s.first))) ++s.first;
+  }
   if (s.next - s.first >= options.capacity) {
     if (options.overload == TopicOverload::REJECT) {
       return {0, "topic is full: it holds " + std::to_string(s.next - s.first) +
