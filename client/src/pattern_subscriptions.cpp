@@ -2,8 +2,10 @@
 // pattern_subscriptions.h.
 #include "pattern_subscriptions.h"
 
+#include <kj/debug.h>
+#include <kj/vector.h>
+
 #include <cstdio>
-#include <set>
 
 #include "shoal/glob.h"
 #include "wire_conversion.h"

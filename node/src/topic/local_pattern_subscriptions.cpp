@@ -2,6 +2,7 @@
 #include "local_pattern_subscriptions.h"
 
 #include <kj/debug.h>
+#include <kj/vector.h>
 
 #include "member_log.h"
 #include "shoal/glob.h"
@@ -46,8 +47,9 @@ kj::Promise<SubscriptionId> LocalPatternSubscriptions::add(std::string pattern, 
       .then([id]() -> kj::Promise<SubscriptionId> { return id; },
             [this, id](kj::Exception&& e) -> kj::Promise<SubscriptionId> {
               remove(id);
-              return KJ_EXCEPTION(FAILED, "shoal:unavailable: the cluster's topics could not be listed: " +
-                                              kj::str(e.getDescription()));
+              return KJ_EXCEPTION(
+                  FAILED, std::string("shoal:unavailable: the cluster's topics could not be listed: ") +
+                              e.getDescription().cStr());
             });
 }
 
