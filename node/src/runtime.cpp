@@ -228,7 +228,6 @@ void Runtime::shardMain() {
   SystemClock clock;
   MapService maps(options_, clock,
                   [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
-  topic::LocalPatternSubscriptions patterns(localMember, io.provider->getTimer(), subscriptions);
   MemberIdentity identity{options_.name, "", clock.nowMs()};
 
   // Persistence: store and queue calls run on the blocking-work pool, never on this loop; the
@@ -307,6 +306,7 @@ void Runtime::shardMain() {
   topic::LocalSubscriptions subscriptions(
       localMember, io.provider->getTimer(),
       [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
+  topic::LocalPatternSubscriptions patterns(localMember, io.provider->getTimer(), subscriptions);
   // After the member's own RPC face: Redis PUBLISH / SUBSCRIBE go through it.
   kj::Own<resp::Server> respServer;
   if (!options_.resp.empty()) {
