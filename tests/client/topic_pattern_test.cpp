@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shoal/client/client.h"
@@ -122,4 +123,60 @@ TEST_CASE("topics: subscribePattern without onMessage or with an empty pattern i
   } catch (const shoal::Error& e) {
     CHECK(e.code() == shoal::ErrorCode::INVALID_ARGUMENT);
   }
+}
+
+TEST_CASE("topics: a pattern topic that is cut off reports onClosed and is not followed again",
+          "[topic][client][integration][slow]") {
+  ShoaldProcess member;  // default capacity and max subscriber lag: 10000 messages
+  auto client = connectTo(member);
+  auto a = client->topic("cut.a");
+  auto b = client->topic("cut.b");
+  a.publish("exists");
+  b.publish("exists");
+
+  TopicInbox inbox;
+  auto handler = inbox.handler();
+  std::mutex closedMutex;
+  std::vector<std::string> closedTopics;
+  handler.onClosed = [&, onClosed = handler.onClosed](const std::string& topic, const shoal::Error& e,
+                                                      uint64_t next) {
+    {
+      std::lock_guard<std::mutex> lock(closedMutex);
+      closedTopics.push_back(topic);
+    }
+    onClosed(topic, e, next);
+  };
+  std::mutex gate;
+  std::unique_lock<std::mutex> blocked(gate);  // the handler waits on it: the subscriber falls behind
+  handler.onMessage = [&gate, onMessage = handler.onMessage](const shoal::TopicMessage& m) {
+    std::lock_guard<std::mutex> wait(gate);
+    onMessage(m);
+  };
+  client->subscribePattern("cut.*", handler);
+  // As in the single-topic cut-off test: enough that the subscriber ends up over 10000 behind.
+  constexpr int TOTAL = 12'000;
+  std::vector<shoal::OutgoingMessage> big;
+  for (int i = 0; i < TOTAL; ++i) big.push_back({std::to_string(i) + std::string(4096, 'x'), {}, {}});
+  a.publishAll(big);
+  blocked.unlock();
+  REQUIRE(inbox.waitClosed(20s));
+  CHECK(inbox.closed->code() == shoal::ErrorCode::OVERLOADED);
+  {
+    std::lock_guard<std::mutex> lock(closedMutex);
+    CHECK(closedTopics == std::vector<std::string>{"cut.a"});
+  }
+
+  // The other topic goes on; the cut-off one is not taken up again by later listings.
+  auto before = [&] {
+    std::lock_guard<std::mutex> lock(inbox.mutex);
+    return inbox.messages.size();
+  }();
+  std::this_thread::sleep_for(2500ms);  // longer than two listing periods
+  a.publish("after the cut-off");
+  b.publish("still followed");
+  REQUIRE(inbox.waitFor(before + 1, 10s));
+  CHECK_FALSE(inbox.waitFor(before + 2, 2500ms));
+  std::lock_guard<std::mutex> lock(inbox.mutex);
+  CHECK(inbox.messages.back().topic == "cut.b");
+  CHECK(inbox.messages.back().value == "still followed");
 }
