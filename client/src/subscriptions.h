@@ -46,6 +46,8 @@ class Subscriptions final : private kj::TaskSet::ErrorHandler {
   // Ends every subscription, as remove() does.
   void closeAll();
   bool empty() const { return subscriptions_.empty(); }
+  // An id from the subscriptions' own counter, for a registration made of several (a pattern).
+  SubscriptionId reserveId() { return nextId_++; }
 
  private:
   struct Subscription;

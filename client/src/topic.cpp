@@ -1,6 +1,6 @@
 // Topic: publishes go through the transport as PUBLISH operations (batched, retried under one
 // request id like map writes); subscriptions are the transport's (subscriptions.h). Also
-// Client::topic / Client::topics and the topic-name rule.
+// Client::topic / topics / subscribePattern / unsubscribe and the topic-name rule.
 #include <future>
 
 #include "shoal/client/client.h"
@@ -109,6 +109,18 @@ Topic Topic::withTimeout(std::chrono::milliseconds timeout) const {
 Topic Client::topic(std::string_view name) {
   if (auto problem = topicNameProblem(name)) throw Error(ErrorCode::INVALID_ARGUMENT, *problem);
   return Topic(transport_, std::string(name));
+}
+
+SubscriptionId Client::subscribePattern(std::string pattern, TopicHandler handler) {
+  if (!handler.onMessage) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, "subscribePattern('" + pattern + "') needs a handler.onMessage");
+  }
+  if (pattern.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "subscribePattern needs a non-empty pattern");
+  return transport_->subscribePattern(pattern, std::move(handler));
+}
+
+void Client::unsubscribe(SubscriptionId id) {
+  transport_->unsubscribe(id);
 }
 
 std::vector<TopicInfo> Client::topics() {

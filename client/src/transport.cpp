@@ -10,6 +10,7 @@
 
 #include "circuit_breaker.h"
 #include "entry_listeners.h"
+#include "pattern_subscriptions.h"
 #include "routing_table.h"
 #include "shoal/wire_error_code.h"
 #include "subscriptions.h"
@@ -81,6 +82,7 @@ struct Transport::Io : public kj::TaskSet::ErrorHandler {
   // Push registrations, kept alive across reconnects and failovers by their own modules.
   std::unique_ptr<EntryListeners> listeners;
   std::unique_ptr<Subscriptions> subscriptions;
+  std::unique_ptr<PatternSubscriptions> patterns;  // made of `subscriptions`: destroyed first
   std::mt19937_64 rng{std::random_device{}()};
   // Write request ids: windowBase is the lowest id not yet completed; writeDone[i] tells whether
   // id windowBase + i has completed. The member forgets dedupe results below windowBase.
@@ -152,6 +154,7 @@ void Transport::ioMain(std::promise<void>& ready) {
   Host host(*this);
   io.listeners = std::make_unique<EntryListeners>(host);
   io.subscriptions = std::make_unique<Subscriptions>(host);
+  io.patterns = std::make_unique<PatternSubscriptions>(host, *io.subscriptions);
   for (auto& server : options_.servers) linkFor(server);
   auto stop = kj::newPromiseAndCrossThreadFulfiller<void>();
   {
@@ -173,6 +176,7 @@ void Transport::ioMain(std::promise<void>& ready) {
     inbox_.clear();
   }
   for (auto& link : io.links) failAll(*link, closedError);
+  io.patterns.reset();
   io.subscriptions.reset();
   io.listeners.reset();
   io_ = nullptr;
@@ -480,7 +484,8 @@ void Transport::scheduleReconnect(Link& link) {
   // A member of the current table is reconnected even when idle, so that its keys go straight to
   // it again as soon as it is back.
   bool needed = !link.queue.empty() || !link.readyWaiters.empty() ||
-                (&link == &homeLink() && !(io_->listeners->empty() && io_->subscriptions->empty())) ||
+                (&link == &homeLink() &&
+                 !(io_->listeners->empty() && io_->subscriptions->empty() && io_->patterns->empty())) ||
                 io_->table.hasMember(link.address);
   if (!needed) return;
   link.reconnectScheduled = true;
@@ -941,11 +946,19 @@ SubscriptionId Transport::subscribe(const std::string& topic, TopicHandler handl
       [](Io& io, uint64_t id) { io.subscriptions->remove(id); });
 }
 
+SubscriptionId Transport::subscribePattern(const std::string& pattern, TopicHandler handler) {
+  return awaitRegistration(
+      "subscribePattern",
+      [&](Io& io, uint64_t& id) { return io.patterns->add(pattern, std::move(handler), id); },
+      [](Io& io, uint64_t id) { return io.patterns->lastProblem(id); },
+      [](Io& io, uint64_t id) { io.patterns->remove(id); });
+}
+
 void Transport::unsubscribe(SubscriptionId id) {
   requireNotIoThread("unsubscribe");
   try {
     executor_->executeSync([&]() {
-      if (io_ != nullptr) io_->subscriptions->remove(id);
+      if (io_ != nullptr && !io_->patterns->remove(id)) io_->subscriptions->remove(id);
     });
   } catch (const kj::Exception&) {
     // The client was closed: its subscriptions have ended.

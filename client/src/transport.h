@@ -54,6 +54,9 @@ class Transport {
   ListenerId addListener(const std::string& map, EntryListener listener, bool includeValues);
   void removeListener(ListenerId id);
   SubscriptionId subscribe(const std::string& topic, TopicHandler handler, SubscribeFrom from);
+  // A pattern subscription (pattern_subscriptions.h): waits for the first listing and the
+  // subscriptions of the topics it matched. unsubscribe() ends either kind.
+  SubscriptionId subscribePattern(const std::string& pattern, TopicHandler handler);
   void unsubscribe(SubscriptionId id);
 
   // Fetches the partition table from the home member and waits for it (at connect). Keyed

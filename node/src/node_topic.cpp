@@ -1,11 +1,13 @@
 // The embedding API's topics (shoal::TopicHandle): publishes go through the member's own RPC face
 // as execute batches (so they reach the topic's owner and return once replicated); subscriptions
-// live in topic::LocalSubscriptions on the shard thread.
+// live in topic::LocalSubscriptions on the shard thread. Also Node::subscribePattern /
+// unsubscribe (topic::LocalPatternSubscriptions).
 #include <capnp/message.h>
 
 #include "runtime.h"
 #include "shoal/node/node.h"
 #include "shoal/wire_error_code.h"
+#include "topic/local_pattern_subscriptions.h"
 #include "topic/local_subscriptions.h"
 
 namespace shoal {
@@ -71,6 +73,27 @@ SubscriptionId TopicHandle::subscribe(TopicHandler handler, SubscribeFrom from) 
 void TopicHandle::unsubscribe(SubscriptionId id) const {
   runtime_->callOnSubscriptions([id](node::topic::LocalSubscriptions& subscriptions) {
     subscriptions.remove(id);
+    return kj::Promise<void>(kj::READY_NOW);
+  });
+}
+
+SubscriptionId Node::subscribePattern(std::string pattern, TopicHandler handler) {
+  if (!handler.onMessage) {
+    throw Error(ErrorCode::INVALID_ARGUMENT, "subscribePattern('" + pattern + "') needs a handler.onMessage");
+  }
+  if (pattern.empty()) throw Error(ErrorCode::INVALID_ARGUMENT, "subscribePattern needs a non-empty pattern");
+  SubscriptionId id = 0;
+  runtime_->callOnPatterns([&](node::topic::LocalPatternSubscriptions& patterns) {
+    return patterns.add(std::move(pattern), std::move(handler)).then([&id](SubscriptionId added) {
+      id = added;
+    });
+  });
+  return id;
+}
+
+void Node::unsubscribe(SubscriptionId id) {
+  runtime_->callOnPatterns([id](node::topic::LocalPatternSubscriptions& patterns) {
+    patterns.remove(id);
     return kj::Promise<void>(kj::READY_NOW);
   });
 }

@@ -20,12 +20,13 @@
 #include "map_service.h"
 #include "member_log.h"
 #include "member_service.h"
-#include "topic/local_subscriptions.h"
-#include "topic/topic_hub.h"
 #include "resp/resp_cluster.h"
 #include "resp/resp_server.h"
 #include "shoal/error.h"
 #include "shoal/persistence/rocksdb_store.h"
+#include "topic/local_pattern_subscriptions.h"
+#include "topic/local_subscriptions.h"
+#include "topic/topic_hub.h"
 #include "write_behind_driver.h"
 #include "write_behind_maps.h"
 
@@ -305,6 +306,7 @@ void Runtime::shardMain() {
   topic::LocalSubscriptions subscriptions(
       localMember, io.provider->getTimer(),
       [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
+  topic::LocalPatternSubscriptions patterns(localMember, io.provider->getTimer(), subscriptions);
   // After the member's own RPC face: Redis PUBLISH / SUBSCRIBE go through it.
   kj::Own<resp::Server> respServer;
   if (!options_.resp.empty()) {
@@ -348,6 +350,7 @@ void Runtime::shardMain() {
     maps_ = &maps;
     member_ = &localMember;
     subscriptions_ = &subscriptions;
+    patterns_ = &patterns;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   // Join (or form) the cluster; the loop serves other members' calls meanwhile.
@@ -381,6 +384,7 @@ void Runtime::shardMain() {
   receiver = nullptr;
   respServer = nullptr;
   maps.closeListeners("member '" + options_.name + "' is stopping");
+  patterns.closeAll();
   subscriptions.closeAll();
   topics->closeAll("member '" + options_.name + "' is stopping; subscribe again to resume");
   io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
@@ -391,6 +395,7 @@ void Runtime::shardMain() {
     maps_ = nullptr;
     member_ = nullptr;
     subscriptions_ = nullptr;
+    patterns_ = nullptr;
   }
   // Connections (and with them every capability) go before the maps they point into.
 }
@@ -470,6 +475,13 @@ void Runtime::callOnSubscriptions(const std::function<kj::Promise<void>(topic::L
   waitOnShard([this, &fn]() -> kj::Promise<void> {
     if (subscriptions_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
     return fn(*subscriptions_);
+  });
+}
+
+void Runtime::callOnPatterns(const std::function<kj::Promise<void>(topic::LocalPatternSubscriptions&)>& fn) {
+  waitOnShard([this, &fn]() -> kj::Promise<void> {
+    if (patterns_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
+    return fn(*patterns_);
   });
 }
 

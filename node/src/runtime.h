@@ -21,7 +21,8 @@ namespace shoal::node {
 class MapService;
 namespace topic {
 class LocalSubscriptions;
-}
+class LocalPatternSubscriptions;
+}  // namespace topic
 
 class Runtime {
  public:
@@ -42,6 +43,8 @@ class Runtime {
   void callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn);
   // Runs `fn` with the embedded topic subscriptions on the shard thread and waits likewise.
   void callOnSubscriptions(const std::function<kj::Promise<void>(topic::LocalSubscriptions&)>& fn);
+  // Likewise with the embedded pattern subscriptions (whose remove() also ends plain subscriptions).
+  void callOnPatterns(const std::function<kj::Promise<void>(topic::LocalPatternSubscriptions&)>& fn);
 
  private:
   struct Shard;
@@ -61,6 +64,7 @@ class Runtime {
   MapService* maps_ = nullptr;                     // set while the shard runs; under lifecycleMutex_
   wire::Member::Client* member_ = nullptr;         // likewise: the member's own RPC face
   topic::LocalSubscriptions* subscriptions_ = nullptr;  // likewise: embedded topic subscriptions
+  topic::LocalPatternSubscriptions* patterns_ = nullptr;  // likewise: embedded pattern subscriptions
   std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
   bool stopped_ = false;                           // under lifecycleMutex_
 };

@@ -11,6 +11,7 @@
 
 #include "../map_service.h"
 #include "resp_protocol.h"
+#include "shoal/glob.h"
 
 namespace shoal::node::resp {
 
@@ -115,7 +116,7 @@ class Commands {
   MapRecords* records_ = nullptr;
 };
 
-// Redis's glob matching (stringmatchlen): * ? [abc] [^a] [a-z] and backslash escapes.
-bool globMatch(std::string_view pattern, std::string_view text, bool nocase = false);
+// KEYS, SCAN MATCH, PSUBSCRIBE and pattern subscriptions share the one matcher (shoal/glob.h).
+using shoal::globMatch;
 
 }  // namespace shoal::node::resp

@@ -136,8 +136,10 @@ LocalSubscriptions::~LocalSubscriptions() {
   *self_ = nullptr;
 }
 
-kj::Promise<SubscriptionId> LocalSubscriptions::add(std::string topic, SubscribeFrom from, TopicHandler handler) {
+kj::Promise<SubscriptionId> LocalSubscriptions::add(std::string topic, SubscribeFrom from,
+                                                    TopicHandler handler, SubscriptionId* idOut) {
   auto id = nextId_++;
+  if (idOut != nullptr) *idOut = id;
   auto sub = std::make_unique<Sub>();
   sub->id = id;
   sub->topic = std::move(topic);

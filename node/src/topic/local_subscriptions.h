@@ -27,8 +27,11 @@ class LocalSubscriptions : private kj::TaskSet::ErrorHandler {
   ~LocalSubscriptions();
 
   // Subscribes; resolves once the topic's owner took the subscription (rejects with the member's
-  // failure, e.g. an invalid topic name).
-  kj::Promise<SubscriptionId> add(std::string topic, SubscribeFrom from, TopicHandler handler);
+  // failure, e.g. an invalid topic name). `idOut`, if given, is set at once (to remove() it early).
+  kj::Promise<SubscriptionId> add(std::string topic, SubscribeFrom from, TopicHandler handler,
+                                  SubscriptionId* idOut = nullptr);
+  // An id from the same counter, for a registration made of several (a pattern).
+  SubscriptionId reserveId() { return nextId_++; }
   void remove(SubscriptionId id);
   void closeAll();
 

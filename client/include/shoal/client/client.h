@@ -181,6 +181,19 @@ class Client {
   std::vector<MapInfo> maps();
   // Every topic of the cluster, by name.
   std::vector<TopicInfo> topics();
+  // Subscribes `handler` (onMessage required) to every topic whose name matches `pattern` (Redis
+  // glob, case-sensitive: * ? [abc] [^a] [a-z] and backslash escapes; shoal/glob.h). Returns once
+  // the cluster's topics were listed and the matching ones subscribed (throws INVALID_ARGUMENT, or
+  // TIMEOUT / UNAVAILABLE after requestTimeout). Topics matching then are followed from `latest`;
+  // topics that appear later (the cluster is listed every ~1 s) from `earliest`, so they lose
+  // nothing their ring still holds. Each topic is an ordinary subscription (Topic::subscribe): in
+  // order per topic, resumed after failovers, no duplicates, gaps as onGap; TopicMessage::topic
+  // names the topic. A topic whose subscription is cut off (handler.onClosed(topic, OVERLOADED,
+  // next)) is not followed again by this pattern.
+  SubscriptionId subscribePattern(std::string pattern, TopicHandler handler);
+  // Ends a pattern subscription (all its topics) or a Topic::subscribe one; no callback of it
+  // starts afterwards. Unknown or ended ids are ignored.
+  void unsubscribe(SubscriptionId id);
   ClusterInfo cluster();
 
   // Write-behind maps. Each throws INVALID_ARGUMENT for a map that is not write-behind.

@@ -98,6 +98,18 @@ class Node {
 
   MapHandle map(std::string_view name);
   TopicHandle topic(std::string_view name);
+  // Subscribes `handler` (onMessage required) to every topic of the cluster whose name matches
+  // `pattern` (Redis glob, case-sensitive: * ? [abc] [^a] [a-z] and backslash escapes;
+  // shoal/glob.h). Returns once the topics were listed and the matching ones subscribed (throws
+  // INVALID_ARGUMENT, or UNAVAILABLE when the topics cannot be listed within 5 s). Topics matching
+  // then are followed from `latest`, topics that appear later (listed every ~1 s) from
+  // `earliest`, each as a TopicHandle::subscribe subscription (in order per topic, resumed, no
+  // duplicates); TopicMessage::topic names the topic. A topic cut off (handler.onClosed(topic,
+  // OVERLOADED, next)) is not followed again. Callbacks run on the event thread, one at a time.
+  SubscriptionId subscribePattern(std::string pattern, TopicHandler handler);
+  // Ends a pattern subscription (all its topics) or a TopicHandle::subscribe one. Unknown or ended
+  // ids are ignored.
+  void unsubscribe(SubscriptionId id);
   // The bound RPC address (HOST:PORT); useful with port 0. Empty when not listening.
   std::string address() const;
   // The bound RESP (Redis protocol) address; empty when RESP is off.
