@@ -152,26 +152,36 @@ void TopicHub::pump(const std::shared_ptr<Subscriber>& s) {
     sent(s, request.send());
     return;
   }
-  std::vector<std::pair<uint64_t, std::string>> batch;
-  size_t bytes = 0;
-  for (uint64_t seq = s->next; seq <= last && batch.size() < MESSAGES_PER_CALL && bytes < BYTES_PER_CALL;
-       ++seq) {
-    std::string encoded;
-    if (!log.read(seq, &encoded)) break;  // a hole: the next round sends a gap signal
-    bytes += encoded.size();
-    batch.emplace_back(seq, std::move(encoded));
-  }
-  if (batch.empty()) return;
-  auto request = s->cap.onMessagesRequest(capnp::MessageSize{bytes / 8 + batch.size() * 16 + 64, 0});
-  request.setTopic(s->topic);
-  auto out = request.initMessages(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (!decodeInto(batch[i].second, batch[i].first, out[i])) {
-      memberLog().error("topic '{}': message {} is malformed in memory; skipped", s->topic, batch[i].first);
-      out[i].setSeq(batch[i].first);
+  auto& t = it->second;
+  if (!(t.batch && t.batchFrom == s->next && t.batchTo <= last)) {
+    // Encoded once, sent to every subscriber at this position (they usually move together).
+    std::vector<std::pair<uint64_t, std::string>> batch;
+    size_t bytes = 0;
+    for (uint64_t seq = s->next; seq <= last && batch.size() < MESSAGES_PER_CALL && bytes < BYTES_PER_CALL;
+         ++seq) {
+      std::string encoded;
+      if (!log.read(seq, &encoded)) break;  // a hole: the next round sends a gap signal
+      bytes += encoded.size();
+      batch.emplace_back(seq, std::move(encoded));
     }
+    if (batch.empty()) return;
+    t.batch = std::make_unique<capnp::MallocMessageBuilder>(bytes / 8 + batch.size() * 16 + 64);
+    auto out = t.batch->initRoot<wire::TopicSubscriber::OnMessagesParams>().initMessages(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!decodeInto(batch[i].second, batch[i].first, out[i])) {
+        memberLog().error("topic '{}': message {} is malformed in memory; skipped", s->topic, batch[i].first);
+        out[i].setSeq(batch[i].first);
+      }
+    }
+    t.batchFrom = batch.front().first;
+    t.batchTo = batch.back().first;
+    t.batchWords = bytes / 8 + batch.size() * 16 + 64;
   }
-  s->next = batch.back().first + 1;
+  auto messages = t.batch->getRoot<wire::TopicSubscriber::OnMessagesParams>().asReader().getMessages();
+  auto request = s->cap.onMessagesRequest(capnp::MessageSize{t.batchWords, 0});
+  request.setTopic(s->topic);
+  request.setMessages(messages);
+  s->next = t.batchTo + 1;
   sent(s, request.send());
 }
 

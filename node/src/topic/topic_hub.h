@@ -7,6 +7,7 @@
 #pragma once
 
 #include <kj/async.h>
+#include <capnp/message.h>
 #include <kj/timer.h>
 
 #include <cstdint>
@@ -66,6 +67,9 @@ class TopicHub : public std::enable_shared_from_this<TopicHub>, private kj::Task
     uint64_t committed = 0;  // last committed sequence number
     PartitionId partition = 0;
     std::map<uint64_t, std::shared_ptr<Subscriber>> subscribers;
+    // The last batch sent (messages batchFrom..batchTo, immutable), for subscribers at the same place.
+    std::unique_ptr<capnp::MallocMessageBuilder> batch;
+    uint64_t batchFrom = 0, batchTo = 0, batchWords = 0;
   };
   Topic& topicState(const std::string& topic, PartitionId p);
   void pump(const std::shared_ptr<Subscriber>& s);
