@@ -22,7 +22,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 uint64_t nowNs() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  return uint64_t(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
 }
 
 struct Subscriber {
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
   double rate = 0;
   app.add_option("--target", target, "shoal or redis")->check(CLI::IsMember({"shoal", "redis"}));
   app.add_option("--address", address, "HOST:PORT of shoald (RPC) or redis-server")->required();
-  app.add_option("--subscribers", subscribers, "subscribers, each receiving every message")->check(CLI::Range(1, 1000));
+  app.add_option("--subscribers", subscribers, "subscribers, each receiving every message")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--messages", messages, "messages to publish");
   app.add_option("--size", size, "payload bytes (>= 8)")->check(CLI::Range(8, 1 << 24));
   app.add_option("--window", window, "publishes unacknowledged at most");
@@ -79,7 +81,8 @@ int main(int argc, char** argv) {
     auto started = Clock::now();
     auto startNs = nowNs();
     for (uint64_t n = 0; n < messages; ++n) {
-      if (rate > 0) std::this_thread::sleep_until(started + std::chrono::nanoseconds(uint64_t(double(n) * 1e9 / rate)));
+      if (rate > 0)
+        std::this_thread::sleep_until(started + std::chrono::nanoseconds(uint64_t(double(n) * 1e9 / rate)));
       {
         std::unique_lock<std::mutex> lock(ackMutex);
         acked.wait(lock, [&] { return outstanding.load() < window; });
@@ -102,7 +105,8 @@ int main(int argc, char** argv) {
     bool complete;
     {
       std::unique_lock<std::mutex> lock(mutex);
-      complete = allDone.wait_for(lock, std::chrono::seconds(60), [&] { return finished.load() == subscribers; });
+      complete =
+          allDone.wait_for(lock, std::chrono::seconds(60), [&] { return finished.load() == subscribers; });
     }
     system->close();
     shoal::bench::LatencyHistogram all;

@@ -20,7 +20,8 @@ class PubSubTarget {
   // one thread per subscriber.
   virtual void subscribe(const std::string& channel, int count, OnMessage onMessage) = 0;
   // Publishes one message; `acked` runs (on any thread) once the server acknowledged it.
-  virtual void publish(const std::string& channel, std::string payload, std::function<void(bool ok)> acked) = 0;
+  virtual void publish(const std::string& channel, std::string payload,
+                       std::function<void(bool ok)> acked) = 0;
   virtual void close() = 0;
 };
 

@@ -179,8 +179,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
   }
   static const std::set<std::string> KNOWN = {
       "name",   "listen", "seeds",    "data-dir",     "partition-count", "log-level", "expiry-sweep-interval",
-      "limits", "resp",   "resp-map", "map-defaults", "cluster",         "maps",
-      "topic-defaults", "topics"};
+      "limits", "resp",   "resp-map", "map-defaults", "cluster",         "maps",      "topic-defaults",
+      "topics"};
   for (auto& [k, _] : root) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(std::string(k.str()) + ": unknown option in " + path);

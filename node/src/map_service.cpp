@@ -411,7 +411,8 @@ void MapService::applyPublish(partition::PartitionId p, wire::MapOp::Reader op,
     return;
   }
   auto ringName = topic::mapNameOf(topicName);
-  if (persistence_ != nullptr && modeOf(ringName) != MapPersistenceMode::NONE && persistence_->failure(false)) {
+  if (persistence_ != nullptr && modeOf(ringName) != MapPersistenceMode::NONE &&
+      persistence_->failure(false)) {
     fail(result, wire::ErrorCode::STORE_FAILED,
          "the backing store is failing (" + *persistence_->failure(false) +
              "); publishes to durable topic '" + topicName + "' are refused until it works again");

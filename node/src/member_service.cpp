@@ -6,8 +6,8 @@
 #include <set>
 
 #include "member_log.h"
-#include "topic/topic_log.h"
 #include "shoal/version.h"
+#include "topic/topic_log.h"
 
 namespace shoal::node {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "cluster/cluster.h"
 #include "map_service.h"
-#include "topic/topic_hub.h"
 #include "shoal/proto/shoal.capnp.h"
+#include "topic/topic_hub.h"
 #include "write_behind_driver.h"
 
 namespace shoal::node {

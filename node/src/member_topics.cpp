@@ -118,29 +118,30 @@ kj::Promise<void> MemberService::listTopics(ListTopicsContext context) {
       auto request = cluster_.links().member(member.address).listTopicsRequest();
       request.setForwarded(true);
       auto address = member.address;
-      calls.add(cluster_.timer()
-                    .timeoutAfter(2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS,
-                                  request.send())
-                    .then(
-                        [rows](capnp::Response<wire::Member::ListTopicsResults>&& response)
-                            -> kj::Promise<void> {
-                          for (auto t : response.getTopics()) {
-                            rows->push_back(TopicRow{t.getName(), t.getFirstSeq(), t.getLastSeq(),
-                                                     t.getRetained(), t.getBytes(), t.getSubscribers(),
-                                                     t.getCapacity(), t.getRetentionMs(), t.getDurable()});
-                          }
-                          return kj::READY_NOW;
-                        },
-                        [this, address](kj::Exception&& e) -> kj::Promise<void> {
-                          cluster_.links().drop(address);
-                          return callFailure("unavailable", "member at " + address + " did not answer (" +
-                                                                e.getDescription().cStr() +
-                                                                "); the topic list is incomplete, retry");
-                        }));
+      calls.add(
+          cluster_.timer()
+              .timeoutAfter(2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS,
+                            request.send())
+              .then(
+                  [rows](capnp::Response<wire::Member::ListTopicsResults>&& response) -> kj::Promise<void> {
+                    for (auto t : response.getTopics()) {
+                      rows->push_back(TopicRow{t.getName(), t.getFirstSeq(), t.getLastSeq(), t.getRetained(),
+                                               t.getBytes(), t.getSubscribers(), t.getCapacity(),
+                                               t.getRetentionMs(), t.getDurable()});
+                    }
+                    return kj::READY_NOW;
+                  },
+                  [this, address](kj::Exception&& e) -> kj::Promise<void> {
+                    cluster_.links().drop(address);
+                    return callFailure("unavailable", "member at " + address + " did not answer (" +
+                                                          e.getDescription().cStr() +
+                                                          "); the topic list is incomplete, retry");
+                  }));
     }
   }
   return kj::joinPromises(calls.releaseAsArray()).then([context, rows]() mutable {
-    std::sort(rows->begin(), rows->end(), [](const TopicRow& a, const TopicRow& b) { return a.name < b.name; });
+    std::sort(rows->begin(), rows->end(),
+              [](const TopicRow& a, const TopicRow& b) { return a.name < b.name; });
     writeRows(*rows, context.getResults().initTopics(rows->size()));
   });
 }

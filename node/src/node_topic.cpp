@@ -49,13 +49,13 @@ std::vector<uint64_t> TopicHandle::publishAll(const std::vector<OutgoingMessage>
         headers[h].setValue(bytesOf(messages[i].headers[h].second));
       }
     }
-    return request.send().then([&results](capnp::Response<wire::Member::ExecuteResults>&& response) {
-      results.setRoot(response);
-    });
+    return request.send().then(
+        [&results](capnp::Response<wire::Member::ExecuteResults>&& response) { results.setRoot(response); });
   });
   auto answers = results.getRoot<wire::Member::ExecuteResults>().asReader().getResults();
   for (auto r : answers) {
-    if (r.isFailure()) throw Error(toPublicCode(r.getFailure().getCode()), r.getFailure().getMessage().cStr());
+    if (r.isFailure())
+      throw Error(toPublicCode(r.getFailure().getCode()), r.getFailure().getMessage().cStr());
     seqs.push_back(r.getCount());
   }
   if (seqs.size() != messages.size()) throw Error(ErrorCode::INTERNAL, "the member returned too few results");
@@ -65,7 +65,9 @@ std::vector<uint64_t> TopicHandle::publishAll(const std::vector<OutgoingMessage>
 SubscriptionId TopicHandle::subscribe(TopicHandler handler, SubscribeFrom from) const {
   SubscriptionId id = 0;
   runtime_->callOnSubscriptions([&](node::topic::LocalSubscriptions& subscriptions) {
-    return subscriptions.add(name_, from, std::move(handler)).then([&id](SubscriptionId added) { id = added; });
+    return subscriptions.add(name_, from, std::move(handler)).then([&id](SubscriptionId added) {
+      id = added;
+    });
   });
   return id;
 }

@@ -61,8 +61,9 @@ size_t ownerOf(TestCluster& cluster, const std::string& topic) {
 
 }  // namespace
 
-TEST_CASE("cluster topics: kill -9 of the topic's owner loses, duplicates and reorders no acknowledged message",
-          "[cluster][fault][topic]") {
+TEST_CASE(
+    "cluster topics: kill -9 of the topic's owner loses, duplicates and reorders no acknowledged message",
+    "[cluster][fault][topic]") {
   TestCluster cluster(3);
   cluster.waitSettled(3);
   const std::string topic = "events";
@@ -75,7 +76,8 @@ TEST_CASE("cluster topics: kill -9 of the topic's owner loses, duplicates and re
   for (int i = 0; i < SUBSCRIBERS; ++i) {
     subscriberClients.push_back(cluster.client());
     received.push_back(std::make_unique<Received>());
-    subscriberClients.back()->topic(topic).subscribe(received.back()->handler(), shoal::SubscribeFrom::earliest());
+    subscriberClients.back()->topic(topic).subscribe(received.back()->handler(),
+                                                     shoal::SubscribeFrom::earliest());
   }
 
   // Three publishers, each its own client; acknowledged (seq -> value) recorded.
@@ -125,7 +127,8 @@ TEST_CASE("cluster topics: kill -9 of the topic's owner loses, duplicates and re
   // Every subscriber catches up with the last acknowledged message.
   auto deadline = std::chrono::steady_clock::now() + 30s;
   for (auto& r : received) {
-    while (r->lastSeq() < last && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    while (r->lastSeq() < last && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
   }
   INFO(ackedCount() << " acknowledged publishes (last seq " << last << "), " << failures.load() << " failed");
   for (int i = 0; i < SUBSCRIBERS; ++i) {
@@ -178,7 +181,8 @@ TEST_CASE("cluster topics: a subscriber through a member that is not the owner g
   auto seqs = t.publishAll(batch);
   REQUIRE(seqs.size() == 100);
   auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (r.lastSeq() < seqs.back() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  while (r.lastSeq() < seqs.back() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
   std::lock_guard<std::mutex> lock(r.mutex);
   REQUIRE(r.messages.size() == 100);
   for (int i = 0; i < 100; ++i) CHECK(r.messages[i].second == "m" + std::to_string(i));

@@ -42,8 +42,9 @@ class StuckSubscriber final : public shoal::wire::TopicSubscriber::Server {
   kj::Promise<void> onGap(OnGapContext) override { return release_.addBranch(); }
   kj::Promise<void> onClosed(OnClosedContext context) override {
     auto params = context.getParams();
-    *closedReason_ = std::string(params.getReason().getMessage().cStr()) +
-                     (params.getReason().getCode() == shoal::wire::ErrorCode::OVERLOADED ? " [overloaded]" : "");
+    *closedReason_ =
+        std::string(params.getReason().getMessage().cStr()) +
+        (params.getReason().getCode() == shoal::wire::ErrorCode::OVERLOADED ? " [overloaded]" : "");
     *resumeFrom_ = params.getNext();
     return kj::READY_NOW;
   }
@@ -62,7 +63,11 @@ TEST_CASE("topics: a subscriber that never reads is cut off with a reason and me
   ShoaldProcess member;
   auto io = kj::setupAsyncIo();
   auto connect = [&]() {
-    return io.provider->getNetwork().parseAddress(member.address()).wait(io.waitScope)->connect().wait(io.waitScope);
+    return io.provider->getNetwork()
+        .parseAddress(member.address())
+        .wait(io.waitScope)
+        ->connect()
+        .wait(io.waitScope);
   };
   auto subscriberStream = connect();
   capnp::TwoPartyClient subscriberRpc(*subscriberStream);
@@ -101,7 +106,8 @@ TEST_CASE("topics: a subscriber that never reads is cut off with a reason and me
   INFO("member RSS: " << baseline << " kB before, peak " << peak << " kB while 100 MB went through");
   CHECK(refused == 0);
   CHECK(peak - baseline < 96 * 1024);
-  WARN("member RSS grew " << (peak - baseline) / 1024 << " MB while 100 MB went through a stuck subscriber's topic");
+  WARN("member RSS grew " << (peak - baseline) / 1024
+                          << " MB while 100 MB went through a stuck subscriber's topic");
 
   // The member dropped the subscription: the topic lists no subscriber.
   auto topics = publisherSide.listTopicsRequest().send().wait(io.waitScope).getTopics();
@@ -112,7 +118,8 @@ TEST_CASE("topics: a subscriber that never reads is cut off with a reason and me
 
   // Once the subscriber reads again it learns why and where to resume.
   gate.fulfiller->fulfill();
-  for (int i = 0; i < 500 && closedReason.empty(); ++i) io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io.waitScope);
+  for (int i = 0; i < 500 && closedReason.empty(); ++i)
+    io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io.waitScope);
   INFO("the subscriber took " << received << " messages before it stopped reading");
   CHECK(closedReason.find("behind") != std::string::npos);
   CHECK(closedReason.find("[overloaded]") != std::string::npos);

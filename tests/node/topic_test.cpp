@@ -1,10 +1,11 @@
 // Topics through the embedding API: sequence numbers, subscriptions from latest / earliest / a
 // sequence number, the gap signal, overload policies, limits and the slow-subscriber cut-off.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
-#include <unistd.h>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -164,7 +165,8 @@ TEST_CASE("topics: bad names and oversized messages are refused with a clear err
   auto options = topicOptions();
   options.limits.maxValueBytes = 1000;
   auto node = shoal::Node::start(options);
-  for (std::string bad : {std::string(""), std::string("a{b}"), std::string("$internal"), std::string(201, 'x')}) {
+  for (std::string bad :
+       {std::string(""), std::string("a{b}"), std::string("$internal"), std::string(201, 'x')}) {
     CAPTURE(bad);
     CHECK_THROWS_AS(node->topic(bad).publish("m"), shoal::Error);
     CHECK_THROWS_AS(node->topic(bad).subscribe({}), shoal::Error);

@@ -65,11 +65,10 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
                   MemberEntry{newMemberId(), options.name, address, options.cluster.zone, 0, false}),
       replication_(options, membership_, links_, maps, io.getTimer()),
       peer_(kj::heap<PeerService>(*this, membership_, replication_)) {
-  membership_.setViewListener(
-      [this](const View& previous, const View& current) {
-        replication_.onView(previous, current);
-        for (auto& listener : viewListeners_) listener(previous, current);
-      });
+  membership_.setViewListener([this](const View& previous, const View& current) {
+    replication_.onView(previous, current);
+    for (auto& listener : viewListeners_) listener(previous, current);
+  });
   maps.setClusterHooks([this](MapRecords& records) { replication_.attach(records); },
                        [this](partition::PartitionId p) { return membership_.isPrimary(p); });
   maps.setReplication(

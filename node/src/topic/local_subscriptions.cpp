@@ -190,20 +190,19 @@ kj::Promise<void> LocalSubscriptions::watch(SubscriptionId id, uint64_t generati
     KJ_IF_MAYBE (registration, it->second->registration) {
       auto request = registration->positionRequest();
       return timer_.timeoutAfter(CHECK_TIMEOUT, request.send())
-          .then(
-              [this, id, generation](capnp::Response<wire::TopicSubscription::PositionResults>&&)
-                  -> kj::Promise<void> { return watch(id, generation); },
-              [this, id, generation](kj::Exception&& e) -> kj::Promise<void> {
-                std::string text = e.getDescription().cStr();
-                auto at = text.find("shoal:overloaded: ");
-                if (at == std::string::npos) {
-                  resubscribe(id, generation, text);
-                } else {
-                  // Cut off: its onClosed may still be queued behind deliveries; end it now, once.
-                  endCutOff(id, text.substr(at + 18));
-                }
-                return kj::READY_NOW;
-              });
+          .then([this, id, generation](capnp::Response<wire::TopicSubscription::PositionResults>&&)
+                    -> kj::Promise<void> { return watch(id, generation); },
+                [this, id, generation](kj::Exception&& e) -> kj::Promise<void> {
+                  std::string text = e.getDescription().cStr();
+                  auto at = text.find("shoal:overloaded: ");
+                  if (at == std::string::npos) {
+                    resubscribe(id, generation, text);
+                  } else {
+                    // Cut off: its onClosed may still be queued behind deliveries; end it now, once.
+                    endCutOff(id, text.substr(at + 18));
+                  }
+                  return kj::READY_NOW;
+                });
     }
     return kj::READY_NOW;
   });
@@ -222,9 +221,8 @@ void LocalSubscriptions::resubscribe(SubscriptionId id, uint64_t generation, con
     if (it == subs_.end() || it->second->generation != attempt) return kj::READY_NOW;
     auto& sub = *it->second;
     auto from = sub.next != 0 ? SubscribeFrom::at(sub.next) : sub.from;
-    return subscribe(sub, from).catch_([this, id, attempt](kj::Exception&& e) {
-      resubscribe(id, attempt, e.getDescription().cStr());
-    });
+    return subscribe(sub, from).catch_(
+        [this, id, attempt](kj::Exception&& e) { resubscribe(id, attempt, e.getDescription().cStr()); });
   }));
 }
 

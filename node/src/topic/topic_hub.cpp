@@ -107,7 +107,8 @@ uint64_t TopicHub::lastCommitted(const std::string& topic, PartitionId p) {
 }
 
 TopicHub::Started TopicHub::subscribe(const std::string& topic, PartitionId p,
-                                      wire::SubscribeFrom::Reader from, wire::TopicSubscriber::Client subscriber) {
+                                      wire::SubscribeFrom::Reader from,
+                                      wire::TopicSubscriber::Client subscriber) {
   auto& t = topicState(topic, p);
   auto s = std::make_shared<Subscriber>(Subscriber{nextId_++, topic, p, t.committed + 1, kj::mv(subscriber)});
   switch (from.which()) {
@@ -202,7 +203,8 @@ void TopicHub::sent(const std::shared_ptr<Subscriber>& s, kj::Promise<void> deli
         auto s = weak.lock();
         auto h = hub.lock();
         if (!s || !h) return;
-        memberLog().debug("subscriber {} of topic '{}' dropped: {}", s->id, s->topic, e.getDescription().cStr());
+        memberLog().debug("subscriber {} of topic '{}' dropped: {}", s->id, s->topic,
+                          e.getDescription().cStr());
         h->remove(s->topic, s->id);
       }));
 }
@@ -218,7 +220,8 @@ void TopicHub::close(const std::shared_ptr<Subscriber>& s, wire::ErrorCode code,
   failure.setMessage(reason);
   request.setNext(s->next);
   if (code == wire::ErrorCode::OVERLOADED) cutOff_[s->id] = reason;
-  tasks_.add(timer_.timeoutAfter(CLOSE_TIMEOUT, request.send().ignoreResult()).catch_([](kj::Exception&&) {}));
+  tasks_.add(
+      timer_.timeoutAfter(CLOSE_TIMEOUT, request.send().ignoreResult()).catch_([](kj::Exception&&) {}));
   remove(s->topic, s->id);
 }
 
@@ -257,7 +260,8 @@ std::pair<uint64_t, uint64_t> TopicHub::position(const std::string& topic, uint6
   auto it = topics_.find(topic);
   auto s = it == topics_.end() ? decltype(it->second.subscribers.end()){} : it->second.subscribers.find(id);
   if (it == topics_.end() || s == it->second.subscribers.end()) {
-    kj::throwFatalException(KJ_EXCEPTION(FAILED, "shoal:wrong-owner: the subscription has ended; subscribe again"));
+    kj::throwFatalException(
+        KJ_EXCEPTION(FAILED, "shoal:wrong-owner: the subscription has ended; subscribe again"));
   }
   return {s->second->next, it->second.committed};
 }

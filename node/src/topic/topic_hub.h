@@ -6,8 +6,8 @@
 // topics), so a subscriber never sees a message a failover could take back. Shard thread only.
 #pragma once
 
-#include <kj/async.h>
 #include <capnp/message.h>
+#include <kj/async.h>
 #include <kj/timer.h>
 
 #include <cstdint>

@@ -124,8 +124,8 @@ TopicLog::Appended TopicLog::append(const TopicOptions& options, wire::PublishMe
   }
   if (s.next - s.first >= options.capacity) {
     if (options.overload == TopicOverload::REJECT) {
-      return {0, "topic is full: it holds " + std::to_string(s.next - s.first) +
-                     " messages (capacity " + std::to_string(options.capacity) +
+      return {0, "topic is full: it holds " + std::to_string(s.next - s.first) + " messages (capacity " +
+                     std::to_string(options.capacity) +
                      ") younger than its retention, and its overload policy is reject; retry later"};
     }
     while (s.next - s.first >= options.capacity) ring_.remove(partition_, messageKey(s.first++), nullptr);

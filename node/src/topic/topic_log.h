@@ -22,7 +22,7 @@ constexpr std::string_view MAP_PREFIX = "$topic:";
 
 // Why `name` cannot name a topic (1..200 bytes, no '{' or '}', not starting with '$'), or nullopt.
 std::optional<std::string> invalidName(std::string_view name);
-std::string mapNameOf(std::string_view topic);   // "$topic:" + topic
+std::string mapNameOf(std::string_view topic);  // "$topic:" + topic
 bool isTopicMap(std::string_view mapName);
 std::string_view topicOfMap(std::string_view mapName);  // the topic of a `$topic:` map name
 

@@ -46,8 +46,8 @@ enum class TopicOverload {
 };
 
 struct TopicOptions {
-  uint32_t capacity = 10'000;                         // messages a topic keeps (ring buffer), 1 .. 100M
-  int64_t retentionMs = 0;                            // messages are dropped this long after publish, ms; 0 = kept
+  uint32_t capacity = 10'000;  // messages a topic keeps (ring buffer), 1 .. 100M
+  int64_t retentionMs = 0;     // messages are dropped this long after publish, ms; 0 = kept
   TopicOverload overload = TopicOverload::OVERWRITE;  // a full ring buffer: overwrite, or reject publishes
   bool durable = false;  // kept in the member's store (needs data-dir or store): survives a full restart
   uint32_t maxSubscriberLag = 0;  // messages a subscriber may fall behind before it is cut off; 0 = capacity
@@ -60,7 +60,8 @@ struct Limits {
   uint64_t maxMessageBytes = 64ull * 1024 * 1024;  // Cap'n Proto traversal/message limit, bytes
   uint32_t maxScanLimit = 10'000;                  // entries returned by one scan call
   uint32_t listenerBufferEvents = 100'000;         // events queued per remote listener before cut-off
-  uint64_t respSubscriberOutputBytes = 32ull << 20;  // unsent bytes of a RESP subscriber before it is closed (>= 1024)
+  uint64_t respSubscriberOutputBytes =
+      32ull << 20;  // unsent bytes of a RESP subscriber before it is closed (>= 1024)
 };
 
 // How members find each other, replicate and detect failures.
@@ -89,11 +90,11 @@ struct NodeOptions {
   uint32_t partitionCount = 271;  // fixed per cluster (1 .. 65535)
   std::string logLevel = "info";  // trace, debug, info, warn, error, off
   Limits limits;
-  MapOptions defaultMap;                   // configuration of maps not named in `maps`
-  std::map<std::string, MapOptions> maps;  // per-map configuration by map name
+  MapOptions defaultMap;                       // configuration of maps not named in `maps`
+  std::map<std::string, MapOptions> maps;      // per-map configuration by map name
   TopicOptions defaultTopic;                   // configuration of topics not named in `topics`
   std::map<std::string, TopicOptions> topics;  // per-topic configuration by topic name
-  uint32_t expirySweepIntervalMs = 100;    // how often expired entries are swept (1 .. 60000)
+  uint32_t expirySweepIntervalMs = 100;        // how often expired entries are swept (1 .. 60000)
 
   // Throws shoal::Error(INVALID_ARGUMENT) naming the first invalid field.
   void validate() const;
