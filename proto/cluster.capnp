@@ -84,8 +84,9 @@ interface Peer {
   leave @5 (member :UInt64);
   # To the coordinator: move this member's partitions away, then remove it.
 
-  resp @6 (args :List(Data), localOnly :Bool) -> (reply :Data);
+  resp @6 (args :List(Data), localOnly :Bool, protocol :UInt8) -> (reply :Data);
   # A Redis command received by another member's RESP gateway for keys this member owns (or,
-  # localOnly, a command every member answers for its own partitions); the reply is RESP bytes,
-  # sent once the command's writes are stored and replicated.
+  # localOnly, a command every member answers for its own partitions); the reply is RESP bytes in
+  # the Redis client's protocol (2, or 3 after HELLO 3; 0 means 2), sent once the command's
+  # writes are stored and replicated.
 }

@@ -1,11 +1,6 @@
 // Redis pub/sub on Shoal topics through the RESP gateway: reply shapes and subscribed-mode rules
 // byte for byte against a real redis-server, a python3-redis subscriber receiving both RESP and
 // Shoal (embedded API) publishes, and a subscriber that never reads being disconnected.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -14,84 +9,19 @@
 #include <thread>
 
 #include "../cluster/cluster_support.h"
+#include "raw_resp_client.h"
 #include "redis_process.h"
 #include "shoal/node/node.h"
 #include "shoald_process.h"
 
 using namespace std::chrono_literals;
+using shoal::test::portOf;
+using shoal::test::RawClient;
 using shoal::test::RedisProcess;
 using shoal::test::runCommand;
 using shoal::test::ShoaldProcess;
 
 namespace {
-
-// A plain RESP connection; every read has a deadline.
-class RawClient {
- public:
-  explicit RawClient(int port, int receiveBuffer = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    if (receiveBuffer > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, sizeof receiveBuffer);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~RawClient() { ::close(fd_); }
-
-  void send(const std::string& bytes) {
-    REQUIRE(::write(fd_, bytes.data(), bytes.size()) == ssize_t(bytes.size()));
-  }
-
-  // Everything received until it ends with `marker` (or the deadline passed).
-  std::string readUntil(const std::string& marker, std::chrono::milliseconds timeout = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!(buffer_.size() >= marker.size() &&
-             buffer_.compare(buffer_.size() - marker.size(), marker.size(), marker) == 0)) {
-      if (readSome(deadline) <= 0) break;
-    }
-    return std::exchange(buffer_, std::string());
-  }
-
-  // Reads (and drops) until the server closes the connection; false if it did not by the deadline.
-  bool waitClosed(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto n = readSome(deadline);
-      buffer_.clear();
-      if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET;
-    }
-  }
-
- private:
-  // > 0 bytes read, 0 closed, < 0 error or deadline (errno ETIMEDOUT).
-  ssize_t readSome(std::chrono::steady_clock::time_point deadline) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, int(left.count())) <= 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    char chunk[65536];
-    auto n = ::read(fd_, chunk, sizeof chunk);
-    if (n > 0) buffer_.append(chunk, n);
-    return n;
-  }
-
-  int fd_ = -1;
-  std::string buffer_;
-};
-
-int portOf(const std::string& address) {
-  return std::stoi(address.substr(address.rfind(':') + 1));
-}
 
 std::string cli(int port, std::vector<std::string> command) {
   std::vector<std::string> argv = {"/usr/bin/redis-cli", "-p", std::to_string(port)};

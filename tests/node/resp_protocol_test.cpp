@@ -94,6 +94,20 @@ TEST_CASE("resp: replies are encoded as RESP2", "[resp][unit]") {
   CHECK(out == "+OK\r\n-ERR nope\r\n:-12\r\n$2\r\nhi\r\n$-1\r\n*2\r\n");
 }
 
+TEST_CASE("resp: RESP3 types, and their RESP2 forms", "[resp][unit]") {
+  std::string two, three;
+  for (auto [out, protocol] : {std::pair{&two, 2}, std::pair{&three, 3}}) {
+    ReplyWriter w(out, protocol);
+    w.null();
+    w.nullArray();
+    w.mapHeader(2);
+    w.pushHeader(3);
+    w.verbatim("a\r\nb");
+  }
+  CHECK(two == "$-1\r\n*-1\r\n*4\r\n*3\r\n$4\r\na\r\nb\r\n");
+  CHECK(three == "_\r\n_\r\n%2\r\n>3\r\n=8\r\ntxt:a\r\nb\r\n");
+}
+
 TEST_CASE("resp: glob patterns match like Redis", "[resp][unit]") {
   CHECK(globMatch("*", "anything"));
   CHECK(globMatch("user:*", "user:42"));

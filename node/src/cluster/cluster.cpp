@@ -41,7 +41,8 @@ class PeerService final : public wire::Peer::Server {
     std::vector<std::string> args;
     for (auto a : context.getParams().getArgs())
       args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
-    return cluster_.handleResp(std::move(args), context.getParams().getLocalOnly())
+    auto params = context.getParams();
+    return cluster_.handleResp(std::move(args), params.getLocalOnly(), params.getProtocol() == 3 ? 3 : 2)
         .then([context](std::string reply) mutable {
           context.getResults().setReply(
               kj::arrayPtr(reinterpret_cast<const kj::byte*>(reply.data()), reply.size()));
@@ -91,9 +92,9 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
 
 Cluster::~Cluster() = default;
 
-kj::Promise<std::string> Cluster::handleResp(std::vector<std::string> args, bool localOnly) {
+kj::Promise<std::string> Cluster::handleResp(std::vector<std::string> args, bool localOnly, int protocol) {
   if (!respHandler_) return std::string("-ERR this member cannot run Redis commands\r\n");
-  return respHandler_(std::move(args), localOnly);
+  return respHandler_(std::move(args), localOnly, protocol);
 }
 
 kj::Promise<void> Cluster::start() {

@@ -39,9 +39,10 @@ class Cluster {
   void addViewListener(Membership::ViewListener listener) { viewListeners_.push_back(std::move(listener)); }
 
   // Runs Redis commands other members route here (set by the RESP gateway's owner).
-  using RespHandler = std::function<kj::Promise<std::string>(std::vector<std::string> args, bool localOnly)>;
+  using RespHandler =
+      std::function<kj::Promise<std::string>(std::vector<std::string> args, bool localOnly, int protocol)>;
   void setRespHandler(RespHandler handler) { respHandler_ = std::move(handler); }
-  kj::Promise<std::string> handleResp(std::vector<std::string> args, bool localOnly);
+  kj::Promise<std::string> handleResp(std::vector<std::string> args, bool localOnly, int protocol);
 
  private:
   const NodeOptions& options_;

@@ -40,13 +40,15 @@ std::optional<std::string> ClusterGateway::writesRefused() const {
 }
 
 kj::Promise<std::string> ClusterGateway::forward(const std::string& address,
-                                                 const std::vector<std::string>& args, bool localOnly) {
+                                                 const std::vector<std::string>& args, bool localOnly,
+                                                 int protocol) {
   auto request = cluster_.links().peer(address).respRequest();
   auto out = request.initArgs(args.size());
   for (size_t i = 0; i < args.size(); ++i) {
     out.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(args[i].data()), args[i].size()));
   }
   request.setLocalOnly(localOnly);
+  request.setProtocol(static_cast<uint8_t>(protocol));
   auto timeout = 2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS;
   return cluster_.timer()
       .timeoutAfter(timeout, request.send())
@@ -61,13 +63,14 @@ kj::Promise<std::string> ClusterGateway::forward(const std::string& address,
           });
 }
 
-kj::Promise<std::string> ClusterGateway::run(std::vector<std::string> args) {
+kj::Promise<std::string> ClusterGateway::run(std::vector<std::string> args, int protocol) {
   if (args.empty()) return std::string("-ERR empty command\r\n");
   std::vector<std::string_view> views(args.begin(), args.end());
   std::string name(args[0]);
   for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
   std::string reply;
-  ReplyWriter writer(&reply);
+  session_.protocol = protocol;
+  ReplyWriter writer(&reply, protocol);
   auto route = routeCommand(name, views, maps_.partitioner(), *this, true);
   if (route.kind != Route::Kind::HERE) {
     writer.error(route.kind == Route::Kind::REFUSE ? route.error : "TRYAGAIN the partition moved; retry");

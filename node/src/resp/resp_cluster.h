@@ -22,11 +22,12 @@ class ClusterGateway final : public ClusterAccess {
   std::vector<std::string> otherMemberAddresses() const override;
   std::optional<std::string> writesRefused() const override;
   kj::Promise<std::string> forward(const std::string& address, const std::vector<std::string>& args,
-                                   bool localOnly) override;
+                                   bool localOnly, int protocol) override;
 
   // Runs a command another member routed here; the reply is sent once its writes are stored and
-  // replicated. A key this member does not own (the table moved meanwhile) gets TRYAGAIN.
-  kj::Promise<std::string> run(std::vector<std::string> args);
+  // replicated, in RESP `protocol`. A key this member does not own (the table moved meanwhile)
+  // gets TRYAGAIN.
+  kj::Promise<std::string> run(std::vector<std::string> args, int protocol);
 
  private:
   cluster::Cluster& cluster_;

@@ -111,32 +111,39 @@ void Commands::echo(const Args& args, Session&, ReplyWriter& out) {
 
 void Commands::hello(const Args& args, Session& session, ReplyWriter& out) {
   size_t i = 1;
+  int64_t version = session.protocol;
   if (args.size() > 1) {
-    int64_t version = 0;
     auto v = args[1];
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
     if (ec != std::errc() || end != v.data() + v.size()) {
       return out.error("ERR Protocol version is not an integer or out of range");
     }
-    if (version != 2) return out.error("NOPROTO sorry, this protocol version is not supported");
+    if (version != 2 && version != 3) {
+      return out.error("NOPROTO unsupported protocol version");
+    }
     i = 2;
   }
+  std::string name = session.name;
   for (; i < args.size(); ++i) {
     if (equalsIgnoreCase(args[i], "setname") && i + 1 < args.size()) {
-      session.name = std::string(args[++i]);
+      name = std::string(args[++i]);
     } else if (equalsIgnoreCase(args[i], "auth") && i + 2 < args.size()) {
       i += 2;  // no authentication configured: any credentials are accepted, as Redis without ACLs
     } else {
       return out.error("ERR Syntax error in HELLO option '" + std::string(args[i]) + "'");
     }
   }
-  out.arrayHeader(14);
+  // Options are checked before anything changes; the reply is in the new protocol.
+  session.name = std::move(name);
+  session.protocol = int(version);
+  out.setProtocol(session.protocol);
+  out.mapHeader(7);
   out.bulk("server");
   out.bulk("redis");
   out.bulk("version");
   out.bulk("7.0.15");
   out.bulk("proto");
-  out.integer(2);
+  out.integer(session.protocol);
   out.bulk("id");
   out.integer(session.id);
   out.bulk("mode");
@@ -184,7 +191,9 @@ void Commands::client(const Args& args, Session& session, ReplyWriter& out) {
 
 void Commands::command(const Args& args, Session&, ReplyWriter& out) {
   if (args.size() >= 2 && equalsIgnoreCase(args[1], "count")) return out.integer(int64_t(table_.size()));
-  // COMMAND and COMMAND DOCS: an empty list is enough for redis-cli and client libraries.
+  // COMMAND and COMMAND DOCS: an empty list (a map for DOCS) is enough for redis-cli and client
+  // libraries.
+  if (args.size() >= 2 && equalsIgnoreCase(args[1], "docs")) return out.mapHeader(0);
   out.arrayHeader(0);
 }
 
@@ -208,7 +217,7 @@ void Commands::config(const Args& args, Session&, ReplyWriter& out) {
         }
       }
     }
-    out.arrayHeader(found.size() * 2);
+    out.mapHeader(found.size());
     for (auto& [k, v] : found) {
       out.bulk(k);
       out.bulk(v);
@@ -250,7 +259,7 @@ void Commands::info(const Args& args, Session&, ReplyWriter& out) {
     text += "# Keyspace\r\n";
     if (map.size() > 0) text += "db0:keys=" + std::to_string(map.size()) + ",expires=0,avg_ttl=0\r\n";
   }
-  out.bulk(text);
+  out.verbatim(text);
 }
 
 void Commands::dbsize(const Args&, Session&, ReplyWriter& out) {

@@ -19,6 +19,7 @@ struct Session {
   int64_t id = 0;
   std::string name;
   bool closeAfterReply = false;  // QUIT
+  int protocol = 2;              // RESP2, or 3 after HELLO 3
 };
 
 struct ServerStats {

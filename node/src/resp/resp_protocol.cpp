@@ -172,27 +172,44 @@ void ReplyWriter::integer(int64_t n) {
 }
 
 void ReplyWriter::bulk(std::string_view s) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, s.size());
-  out_->push_back('$');
-  out_->append(buf, end);
-  out_->append("\r\n");
+  header('$', s.size());
   out_->append(s);
   out_->append("\r\n");
 }
 
 void ReplyWriter::null() {
-  out_->append("$-1\r\n");
+  out_->append(resp3_ ? "_\r\n" : "$-1\r\n");
 }
+
 void ReplyWriter::nullArray() {
-  out_->append("*-1\r\n");
+  out_->append(resp3_ ? "_\r\n" : "*-1\r\n");
+}
+
+void ReplyWriter::header(char type, size_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out_->push_back(type);
+  out_->append(buf, end);
+  out_->append("\r\n");
 }
 
 void ReplyWriter::arrayHeader(size_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out_->push_back('*');
-  out_->append(buf, end);
+  header('*', n);
+}
+
+void ReplyWriter::mapHeader(size_t pairs) {
+  resp3_ ? header('%', pairs) : header('*', 2 * pairs);
+}
+
+void ReplyWriter::pushHeader(size_t n) {
+  header(resp3_ ? '>' : '*', n);
+}
+
+void ReplyWriter::verbatim(std::string_view text) {
+  if (!resp3_) return bulk(text);
+  header('=', text.size() + 4);
+  out_->append("txt:");
+  out_->append(text);
   out_->append("\r\n");
 }
 

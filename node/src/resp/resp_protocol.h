@@ -42,22 +42,28 @@ class RequestParser {
 // quotes are unbalanced.
 bool splitInlineArgs(std::string_view line, std::vector<std::string>* out);
 
-// Appends RESP2 replies.
+// Appends replies in RESP2 or, after HELLO 3, RESP3 (its null, map, verbatim and push types).
 class ReplyWriter {
  public:
-  explicit ReplyWriter(std::string* out) : out_(out) {}
-  void simple(std::string_view s);  // +OK
-  void error(std::string_view s);   // -ERR ... (s includes the prefix word)
-  void integer(int64_t n);          // :42
-  void bulk(std::string_view s);    // $3\r\nfoo
-  void null();                      // $-1
-  void nullArray();                 // *-1
-  void arrayHeader(size_t n);       // *n, then n replies
+  explicit ReplyWriter(std::string* out, int protocol = 2) : out_(out), resp3_(protocol == 3) {}
+  void simple(std::string_view s);       // +OK
+  void error(std::string_view s);        // -ERR ... (s includes the prefix word)
+  void integer(int64_t n);               // :42
+  void bulk(std::string_view s);         // $3\r\nfoo
+  void null();                           // $-1 (RESP3: _)
+  void nullArray();                      // *-1 (RESP3: _)
+  void arrayHeader(size_t n);            // *n, then n replies
+  void mapHeader(size_t pairs);          // %pairs (RESP2: *2·pairs), then key, value, key, value...
+  void pushHeader(size_t n);             // >n (RESP2: *n): pub/sub messages and confirmations
+  void verbatim(std::string_view text);  // =len\r\ntxt:text (RESP2: a bulk string)
   void ok() { simple("OK"); }
+  void setProtocol(int protocol) { resp3_ = protocol == 3; }     // HELLO answers in the new one
   void raw(std::string_view encoded) { out_->append(encoded); }  // replies already in RESP
 
  private:
+  void header(char type, size_t n);
   std::string* out_;
+  bool resp3_;
 };
 
 }  // namespace shoal::node::resp

@@ -35,7 +35,7 @@ std::string errorLine(std::string_view text) {
 }
 
 void confirmation(ReplyWriter& out, std::string_view kind, const std::string* name, size_t count) {
-  out.arrayHeader(3);
+  out.pushHeader(3);
   out.bulk(kind);
   name != nullptr ? out.bulk(*name) : out.null();
   out.integer(int64_t(count));
@@ -115,7 +115,7 @@ void PubSub::release(const std::string& topic) {
   watched_.erase(it);  // an add still in flight finds its token gone and removes what it made
 }
 
-kj::Promise<std::string> PubSub::subscribe(int64_t client, std::vector<std::string> channels) {
+kj::Promise<std::string> PubSub::subscribe(int64_t client, std::vector<std::string> channels, int protocol) {
   for (auto& channel : channels) {
     if (auto invalid = topic::invalidName(channel)) {
       return errorLine("ERR invalid channel name for a Shoal topic: " + *invalid);
@@ -137,9 +137,10 @@ kj::Promise<std::string> PubSub::subscribe(int64_t client, std::vector<std::stri
                                        [](kj::Exception&& e) { return reasonOf(e); }));
   }
   return kj::joinPromises(waits.finish())
-      .then([this, client, before, fresh, channels = std::move(channels)](kj::Array<std::string> failures) {
+      .then([this, client, before, fresh, protocol,
+             channels = std::move(channels)](kj::Array<std::string> failures) {
         std::string out;
-        ReplyWriter writer(&out);
+        ReplyWriter writer(&out, protocol);
         auto it = clients_.find(client);
         if (it == clients_.end()) return out;  // the connection is gone
         size_t running = before;
@@ -160,9 +161,9 @@ kj::Promise<std::string> PubSub::subscribe(int64_t client, std::vector<std::stri
       });
 }
 
-std::string PubSub::unsubscribe(int64_t client, const std::vector<std::string>& channels) {
+std::string PubSub::unsubscribe(int64_t client, const std::vector<std::string>& channels, int protocol) {
   std::string out;
-  ReplyWriter writer(&out);
+  ReplyWriter writer(&out, protocol);
   auto it = clients_.find(client);
   std::vector<std::string> all;
   if (channels.empty() && it != clients_.end())
@@ -181,9 +182,9 @@ std::string PubSub::unsubscribe(int64_t client, const std::vector<std::string>& 
   return out;
 }
 
-kj::Promise<std::string> PubSub::psubscribe(int64_t client, std::vector<std::string> patterns) {
+kj::Promise<std::string> PubSub::psubscribe(int64_t client, std::vector<std::string> patterns, int protocol) {
   std::string out;
-  ReplyWriter writer(&out);
+  ReplyWriter writer(&out, protocol);
   auto& c = clients_[client];
   for (auto& pattern : patterns) {
     c.patterns.insert(pattern);
@@ -201,9 +202,9 @@ kj::Promise<std::string> PubSub::psubscribe(int64_t client, std::vector<std::str
   return scanTopics().then([out = std::move(out)]() { return out; });
 }
 
-std::string PubSub::punsubscribe(int64_t client, const std::vector<std::string>& patterns) {
+std::string PubSub::punsubscribe(int64_t client, const std::vector<std::string>& patterns, int protocol) {
   std::string out;
-  ReplyWriter writer(&out);
+  ReplyWriter writer(&out, protocol);
   auto it = clients_.find(client);
   std::vector<std::string> all;
   if (patterns.empty() && it != clients_.end())
@@ -237,8 +238,8 @@ size_t PubSub::count(int64_t client) const {
 
 void PubSub::drop(int64_t client) {
   if (clients_.count(client) == 0) return;
-  unsubscribe(client, {});
-  punsubscribe(client, {});
+  unsubscribe(client, {}, 2);
+  punsubscribe(client, {}, 2);
   clients_.erase(client);
 }
 

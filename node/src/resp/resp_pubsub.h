@@ -29,17 +29,21 @@ namespace shoal::node::resp {
 
 class PubSub : private kj::TaskSet::ErrorHandler {
  public:
-  // Appends a push (RESP bytes) to client `client`'s connection. Must not call back into PubSub
+  // Appends a push to client `client`'s connection: one RESP2 array, which a RESP3 connection
+  // sends as a push (`>` for `*`). Must not call back into PubSub
   // synchronously (a connection over its limit is closed later, not inside `push`).
   using Push = std::function<void(int64_t client, std::string_view bytes)>;
   PubSub(wire::Member::Client member, kj::Timer& timer, Push push);
   ~PubSub();
 
-  // Each returns the full RESP reply of the command (one confirmation per channel / pattern).
-  kj::Promise<std::string> subscribe(int64_t client, std::vector<std::string> channels);
-  std::string unsubscribe(int64_t client, const std::vector<std::string>& channels);  // none: all
-  kj::Promise<std::string> psubscribe(int64_t client, std::vector<std::string> patterns);
-  std::string punsubscribe(int64_t client, const std::vector<std::string>& patterns);  // none: all
+  // Each returns the full RESP reply of the command (one confirmation per channel / pattern), in
+  // the client's protocol (2 or 3: confirmations are pushes in RESP3).
+  kj::Promise<std::string> subscribe(int64_t client, std::vector<std::string> channels, int protocol);
+  std::string unsubscribe(int64_t client, const std::vector<std::string>& channels,
+                          int protocol);  // none: all
+  kj::Promise<std::string> psubscribe(int64_t client, std::vector<std::string> patterns, int protocol);
+  std::string punsubscribe(int64_t client, const std::vector<std::string>& patterns,
+                           int protocol);  // none: all
   kj::Promise<std::string> publish(std::string channel, std::string message);
 
   // Channels plus patterns of `client` (Redis's subscription count; > 0: subscribed mode).

@@ -30,9 +30,10 @@ class ClusterAccess {
   // Why writes are refused here now (cluster.min-cluster-size), else nullopt.
   virtual std::optional<std::string> writesRefused() const = 0;
   // Runs `args` at the member at `address` and returns its RESP reply bytes. localOnly: answer
-  // for that member's own partitions only (fan-out and SCAN), never route further.
+  // for that member's own partitions only (fan-out and SCAN), never route further. The reply is
+  // in RESP `protocol` (2 or 3), the Redis client's.
   virtual kj::Promise<std::string> forward(const std::string& address, const std::vector<std::string>& args,
-                                           bool localOnly) = 0;
+                                           bool localOnly, int protocol) = 0;
 };
 
 struct Route {

@@ -39,10 +39,14 @@ class Server::Connection {
   // pushes stay in order); over the subscriber output limit, the client is disconnected.
   void push(std::string_view bytes) {
     if (overLimit_) return;
-    if (waitingCommit_) {
-      held_ += bytes;
+    auto& to = waitingCommit_ ? held_ : out_;
+    if (session_.protocol == 3 && !bytes.empty() && bytes[0] == '*') {
+      to.push_back('>');  // RESP3: the same array as a push
+      to.append(bytes.substr(1));
     } else {
-      out_ += bytes;
+      to.append(bytes);
+    }
+    if (!waitingCommit_) {
       if (!writeOut()) {
         overLimit_ = true;
         server_.closeLater(fd_, session_.id);
@@ -144,20 +148,20 @@ class Server::Connection {
       reply = kj::mv(*local);
       pending_ = nullptr;
     } else if (remoteRoute_.kind == Route::Kind::THERE) {
-      reply = server_.cluster_->forward(remoteRoute_.address, remoteArgs_, false);
+      reply = server_.cluster_->forward(remoteRoute_.address, remoteArgs_, false, session_.protocol);
     } else {
       // Every member answers for its own partitions; this one included.
       std::string mine;
       {
         std::vector<std::string_view> views(remoteArgs_.begin(), remoteArgs_.end());
-        ReplyWriter writer(&mine);
+        ReplyWriter writer(&mine, session_.protocol);
         server_.commands_.execute(views, session_, writer);
       }
       auto name = remoteName_;
       auto replies =
           kj::heapArrayBuilder<kj::Promise<std::string>>(server_.cluster_->otherMemberAddresses().size());
       for (auto& address : server_.cluster_->otherMemberAddresses()) {
-        replies.add(server_.cluster_->forward(address, remoteArgs_, true));
+        replies.add(server_.cluster_->forward(address, remoteArgs_, true, session_.protocol));
       }
       reply = kj::joinPromises(replies.finish()).then([mine, name](kj::Array<std::string> others) {
         std::vector<std::string> all{mine};
@@ -190,14 +194,15 @@ class Server::Connection {
 
   enum class PubSubStep { NOT_PUBSUB, DONE, ASYNC };
   // Pub/sub commands, and Redis's rules for a client in subscribed mode (RESP2: only
-  // (P)(UN)SUBSCRIBE, PING, QUIT and RESET). ASYNC: pending_ holds the reply.
+  // (P)(UN)SUBSCRIBE, PING, QUIT and RESET; RESP3: any command). ASYNC: pending_ holds the reply.
   PubSubStep pubsubCommand(ReplyWriter& writer) {
     std::string name(args_[0]);
     for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     auto& pubsub = *server_.pubsub_;
     auto id = session_.id;
     size_t argc = args_.size();
-    bool subscribed = pubsub.count(id) > 0;
+    bool subscribed = pubsub.count(id) > 0 && session_.protocol == 2;
+    int protocol = session_.protocol;
     auto rest = [this]() { return std::vector<std::string>(args_.begin() + 1, args_.end()); };
     auto arityError = [&]() {
       writer.error("ERR wrong number of arguments for '" + name + "' command");
@@ -205,11 +210,13 @@ class Server::Connection {
     };
     if (name == "subscribe" || name == "psubscribe") {
       if (argc < 2) return arityError();
-      pending_ = name == "subscribe" ? pubsub.subscribe(id, rest()) : pubsub.psubscribe(id, rest());
+      pending_ = name == "subscribe" ? pubsub.subscribe(id, rest(), protocol)
+                                     : pubsub.psubscribe(id, rest(), protocol);
       return PubSubStep::ASYNC;
     }
     if (name == "unsubscribe" || name == "punsubscribe") {
-      auto reply = name == "unsubscribe" ? pubsub.unsubscribe(id, rest()) : pubsub.punsubscribe(id, rest());
+      auto reply = name == "unsubscribe" ? pubsub.unsubscribe(id, rest(), protocol)
+                                         : pubsub.punsubscribe(id, rest(), protocol);
       writer.raw(reply);
       return PubSubStep::DONE;
     }
@@ -217,6 +224,7 @@ class Server::Connection {
       if (argc != 1) return arityError();
       pubsub.drop(id);
       session_.name.clear();
+      session_.protocol = 2;  // as Redis: RESET returns to RESP2
       writer.simple("RESET");
       return PubSubStep::DONE;
     }
@@ -280,12 +288,12 @@ class Server::Connection {
   // Executes the complete commands in the buffer, up to one that must run at other members
   // (REMOTE: remoteArgs_ / remoteRoute_ say what and where).
   Round processBuffered() {
-    ReplyWriter writer(&out_);
     if (out_.empty()) executed_ = 0;
     size_t offset = 0;
     bool close = false;
     bool remote = false;
     while (!close && !remote) {
+      ReplyWriter writer(&out_, session_.protocol);  // per command: HELLO may change the protocol
       size_t consumed = 0;
       auto status = parser_.next(std::string_view(in_.data() + offset, filled_ - offset), &args_, &consumed);
       if (status == RequestParser::Status::NEED_MORE) break;
