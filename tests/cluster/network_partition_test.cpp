@@ -86,7 +86,7 @@ std::string writeConfig(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("netpart: a cut between namespaces splits the cluster; the test client reaches both sides",
+TEST_CASE("netpart: a cut between namespaces splits the cluster and the test client reaches both sides",
           "[cluster][netns][fault]") {
   if (auto why = NetnsNetwork::unsupportedReason()) {
     WARN("skipped: " << *why);
