@@ -231,6 +231,19 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
                "partition " + std::to_string(routing.partition[i]) + " moved to another member; retry");
       }
     }
+    if (auto refused = cluster_.membership().writesRefused()) {
+      // The quorum was lost while the batch replicated (a backup on the other side of a network
+      // partition timed out): its writes passed the guard but are not acknowledged.
+      auto ops = context.getParams().getBatch().getOps();
+      auto results = context.getResults().getResults();
+      for (uint32_t i = 0; i < ops.size(); ++i) {
+        if (routing.route[i] != Routing::Route::LOCAL || isKeyless(ops[i].which())) continue;
+        if (!isWriteOp(ops[i].which())) continue;
+        if (results[i].isFailure()) continue;
+        maps_.forgetResult(clientId, ops[i].getRequestId());
+        failOp(results[i], wire::ErrorCode::UNAVAILABLE, *refused);
+      }
+    }
     return committed.then([this, context, &routing]() mutable { notifyPublished(context, routing); });
   });
 }

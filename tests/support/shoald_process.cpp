@@ -2,7 +2,9 @@
 #include "shoald_process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,7 +45,7 @@ std::string ShoaldProcess::binary() {
   return SHOALD_BINARY;
 }
 
-ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string name) {
+ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string name, std::string netns) {
   char logTemplate[] = "/tmp/shoald-test-XXXXXX";
   int logFd = mkstemp(logTemplate);
   if (logFd < 0) throw std::runtime_error("mkstemp failed");
@@ -58,6 +60,11 @@ ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string nam
   args.insert(args.end(), extraArgs.begin(), extraArgs.end());
   pid_ = fork();
   if (pid_ == 0) {
+    if (!netns.empty()) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int nsFd = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsFd < 0 || setns(nsFd, CLONE_NEWNET) != 0) _exit(126);
+    }
     dup2(out[1], 1);
     dup2(logFd, 2);
     close(out[0]);

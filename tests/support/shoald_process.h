@@ -11,7 +11,10 @@ namespace shoal::test {
 class ShoaldProcess {
  public:
   // Starts shoald with `--listen 127.0.0.1:0` plus `extraArgs`; throws if it is not ready in 10 s.
-  explicit ShoaldProcess(std::vector<std::string> extraArgs = {}, std::string name = "test-member");
+  // `netns`: the network namespace (a name under /run/netns) it runs in; "" = this process's. A
+  // process in a namespace is also killed when the test process dies (PR_SET_PDEATHSIG).
+  explicit ShoaldProcess(std::vector<std::string> extraArgs = {}, std::string name = "test-member",
+                         std::string netns = "");
   ~ShoaldProcess();
   ShoaldProcess(const ShoaldProcess&) = delete;
   ShoaldProcess& operator=(const ShoaldProcess&) = delete;
