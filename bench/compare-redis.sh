@@ -13,10 +13,14 @@
 #      (client->maps()), plus both processes' RSS deltas for honesty. Target: shoal <= 1.0x Redis.
 #
 #   3. RESP: redis-benchmark against redis-server and shoald --resp, without and with -P 16.
+#   4. RESP, 3 members: the same redis-benchmark against one member of a 3-member cluster with
+#      backup-count 1 (it forwards the keys it does not own; every write waits for its backup),
+#      against redis-server and one shoald in the same rounds.
 # Environment: BUILD_DIR (default build, relative to the repository root), REQUESTS (default
 # 200000), KEYSPACE (100000), CALLERS (50), VALUE_SIZE (100), KEYS (1000000), ROUNDS (3),
 # SEED (shoal-bench key chooser seed; default random, always printed), NICE (run every process
-# under `nice -n NICE`, e.g. -10 on a machine busy with other work; default: unchanged).
+# under `nice -n NICE`, e.g. -10 on a machine busy with other work; default: unchanged),
+# SECTIONS (which sections to run, default "1 2 3 4").
 # Needs redis-server, redis-benchmark, redis-cli (Debian redis-server / redis-tools) and jq.
 # Every process it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
@@ -32,6 +36,8 @@ KEYS="${KEYS:-1000000}"
 ROUNDS="${ROUNDS:-3}"
 SEED="${SEED:-}"
 NICE="${NICE:-}"
+SECTIONS="${SECTIONS:-1 2 3 4}"
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 RUN=()
 [[ -n "$NICE" ]] && RUN=(nice -n "$NICE")
 
@@ -126,6 +132,10 @@ stop_shoald() { stop_pid "$SHOALD_PID"; }
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+resp_rps() {  # port requests pipeline -> mean of SET and GET ops/s
+  "${RUN[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CALLERS" -n "$2" -d "$VALUE_SIZE" \
+    -r "$KEYSPACE" -P "$3" -q --csv | awk -F'","' '/^"(SET|GET)"/ {s += $2; n++} END {if (n == 2) print s / 2}'
+}
 fmt() { awk -v v="$1" 'BEGIN {printf "%.0f", v}'; }
 
 SEED_ARGS=()
@@ -136,6 +146,7 @@ echo "throughput: $CALLERS callers/clients, $VALUE_SIZE-byte values, keyspace $K
 
 # ---------------------------------------------------------------------------------------------
 # 1. Throughput
+if section 1; then
 start_redis
 start_shoald
 : >"$WORK/redis-set" ; : >"$WORK/redis-get" ; : >"$WORK/redis-avg" ; : >"$WORK/shoal" ; : >"$WORK/ratio"
@@ -179,9 +190,11 @@ echo "throughput ratio shoal / redis-benchmark -c $CALLERS (median of per-round 
 echo "context: shoal / redis-benchmark -c 1 -P $CALLERS (same batched shape): $(median <"$WORK/ratio-pipe")x"
 stop_shoald
 stop_redis
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Memory
+if section 2; then
 echo
 echo "memory: $KEYS entries, 16-byte keys, $VALUE_SIZE-byte values, fresh processes"
 start_redis
@@ -220,19 +233,17 @@ printf "%-44s %14s\n" "shoald RSS delta" "$shoal_rss_bpe"
 echo "memory ratio shoal map bytes / redis used_memory: $(ratio "$shoal_bpe" "$redis_bpe")x  (target <= 1.0)"
 echo "memory ratio shoald RSS / redis RSS (deltas):      $(ratio "$shoal_rss_bpe" "$redis_rss_bpe")x"
 echo "(shoal loaded at $(fmt "$load_rps") SET/s with 1000 callers)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. RESP gateway: redis-benchmark against redis-server and against shoald --resp, the same
 # workload, without pipelining and with -P 16. Targets: >= 1.0x both.
+if section 3; then
 echo
 echo "RESP: redis-benchmark -t set,get -c $CALLERS -n $REQUESTS -d $VALUE_SIZE -r $KEYSPACE, $ROUNDS rounds, against each server"
 start_redis
 start_shoald --resp 127.0.0.1:0
 [[ -n "$SHOALD_RESP_PORT" ]] || die "shoald did not report its RESP port"
-resp_rps() {  # port pipeline -> mean of SET and GET ops/s
-  "${RUN[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$CALLERS" -n "$2" -d "$VALUE_SIZE" \
-    -r "$KEYSPACE" -P "$3" -q --csv | awk -F'","' '/^"(SET|GET)"/ {s += $2; n++} END {if (n == 2) print s / 2}'
-}
 : >"$WORK/resp1" ; : >"$WORK/resp16"
 printf "%-6s %14s %14s %7s | %14s %14s %7s\n" round "redis avg/s" "shoal avg/s" ratio "redis -P16/s" "shoal -P16/s" ratio
 for round in $(seq 1 "$ROUNDS"); do
@@ -248,3 +259,50 @@ stop_shoald
 stop_redis
 echo "RESP ratio shoald / redis-server, no pipelining (median): $(grep . "$WORK/resp1" | median)x  (target >= 1.0)"
 echo "RESP ratio shoald / redis-server, -P 16 (median):         $(grep . "$WORK/resp16" | median)x  (target >= 1.0)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. RESP gateway, 3 members with backup-count 1: redis-benchmark against ONE member of the
+# cluster (it serves the keys it owns and forwards the rest to their owners; every write is
+# applied on a backup before its reply), redis-server and a single shoald in the same rounds.
+if section 4; then
+CTL="$BUILD_DIR/client/shoalctl"
+[[ -x "$CTL" ]] || die "$CTL not built (ninja -C $BUILD_DIR shoalctl)"
+echo
+echo "RESP, 3 members (backup-count 1): redis-benchmark -t set,get -c $CALLERS -n $REQUESTS -d $VALUE_SIZE -r $KEYSPACE through one member, $ROUNDS rounds"
+start_redis
+start_shoald --resp 127.0.0.1:0
+single_pid="$SHOALD_PID" single_resp="$SHOALD_RESP_PORT"
+start_shoald --name m1 --resp 127.0.0.1:0 --backup-count 1
+first_addr="$SHOALD_ADDR" first_resp="$SHOALD_RESP_PORT"
+start_shoald --name m2 --seeds "$first_addr" --backup-count 1
+start_shoald --name m3 --seeds "$first_addr" --backup-count 1
+settled=""
+for _ in $(seq 1 300); do
+  doc="$("$CTL" --servers "$first_addr" --json cluster 2>/dev/null || true)"
+  if [[ -n "$doc" && "$(jq '.members | length' <<<"$doc")" == 3 && "$(jq '.migrating' <<<"$doc")" == 0 ]]; then
+    settled=yes
+    break
+  fi
+  sleep 0.1
+done
+[[ -n "$settled" ]] || die "the 3-member cluster did not settle"
+: >"$WORK/c1" ; : >"$WORK/c16"; : >"$WORK/cs1"; : >"$WORK/cs16"
+printf "%-6s %12s %12s %12s %7s %7s | %12s %12s %12s %7s %7s\n" round "redis/s" "1 member/s" "3 members/s" "/redis" "/1 mbr" \
+  "redis -P16" "1 mbr -P16" "3 mbr -P16" "/redis" "/1 mbr"
+for round in $(seq 1 "$ROUNDS"); do
+  r1="$(resp_rps "$REDIS_PORT" "$REQUESTS" 1)"; o1="$(resp_rps "$single_resp" "$REQUESTS" 1)"
+  c1="$(resp_rps "$first_resp" "$REQUESTS" 1)"
+  r16="$(resp_rps "$REDIS_PORT" $((REQUESTS * 5)) 16)"; o16="$(resp_rps "$single_resp" $((REQUESTS * 5)) 16)"
+  c16="$(resp_rps "$first_resp" $((REQUESTS * 5)) 16)"
+  [[ -n "$r1" && -n "$o1" && -n "$c1" && -n "$r16" && -n "$o16" && -n "$c16" ]] || die "could not read redis-benchmark output"
+  printf "%-6s %12s %12s %12s %7s %7s | %12s %12s %12s %7s %7s\n" "$round" "$(fmt "$r1")" "$(fmt "$o1")" "$(fmt "$c1")" \
+    "$(ratio "$c1" "$r1")" "$(ratio "$c1" "$o1")" "$(fmt "$r16")" "$(fmt "$o16")" "$(fmt "$c16")" \
+    "$(ratio "$c16" "$r16")" "$(ratio "$c16" "$o16")"
+  { ratio "$c1" "$r1"; echo; } >>"$WORK/c1"; { ratio "$c16" "$r16"; echo; } >>"$WORK/c16"
+  { ratio "$c1" "$o1"; echo; } >>"$WORK/cs1"; { ratio "$c16" "$o16"; echo; } >>"$WORK/cs16"
+done
+for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+echo "RESP 3 members / redis-server (median): no pipelining $(median <"$WORK/c1")x, -P 16 $(median <"$WORK/c16")x"
+echo "RESP 3 members / 1 member (median):     no pipelining $(median <"$WORK/cs1")x, -P 16 $(median <"$WORK/cs16")x"
+fi
