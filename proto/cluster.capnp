@@ -62,6 +62,12 @@ enum ReplicateStatus {
   gap @2;     # a sequence number was skipped: the sender must fill this backup again
 }
 
+struct RespCommand {
+  args @0 :List(Data);
+  localOnly @1 :Bool;
+  protocol @2 :UInt8;  # the Redis client's RESP protocol: 2, or 3 after HELLO 3 (0 means 2)
+}
+
 interface Peer {
   join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo) -> (view :ClusterView);
   # Fails with "shoal:invalid-argument: ..." when the cluster name or partition count differs.
@@ -84,9 +90,10 @@ interface Peer {
   leave @5 (member :UInt64);
   # To the coordinator: move this member's partitions away, then remove it.
 
-  resp @6 (args :List(Data), localOnly :Bool, protocol :UInt8) -> (reply :Data);
-  # A Redis command received by another member's RESP gateway for keys this member owns (or,
-  # localOnly, a command every member answers for its own partitions); the reply is RESP bytes in
-  # the Redis client's protocol (2, or 3 after HELLO 3; 0 means 2), sent once the command's
-  # writes are stored and replicated.
+  resp @6 (commands :List(RespCommand)) -> (replies :List(Data));
+  # Redis commands received by another member's RESP gateway for keys this member owns (or,
+  # localOnly, commands every member answers for its own partitions), in the order its clients
+  # sent them: one call carries every command that gateway routed here in a turn of its loop.
+  # One reply per command, RESP bytes in that command's protocol, sent once the commands' writes
+  # are stored and replicated.
 }

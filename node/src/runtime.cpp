@@ -289,9 +289,8 @@ void Runtime::shardMain() {
   // Redis commands: this member's gateway routes keys owned elsewhere; other members' gateways
   // route theirs here.
   resp::ClusterGateway respGateway(cluster, maps, options_.respMap, clock, address_);
-  cluster.setRespHandler([&respGateway](std::vector<std::string> args, bool, int protocol) {
-    return respGateway.run(std::move(args), protocol);
-  });
+  cluster.setRespHandler(
+      [&respGateway](std::vector<cluster::RespCall> calls) { return respGateway.run(std::move(calls)); });
   // Topics: subscribers of the topics this member owns; messages go out once committed.
   auto topics = std::make_shared<topic::TopicHub>(maps, io.provider->getTimer());
   maps.setPublishHook([&topics](const std::string& name, uint64_t seq) { topics->applied(name, seq); });

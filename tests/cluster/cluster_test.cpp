@@ -275,6 +275,47 @@ TEST_CASE("cluster: Redis clients reach every key through any member", "[cluster
   CHECK(redisCli(cluster.member(2), {"DBSIZE"}) == "0");
 }
 
+TEST_CASE("cluster: pipelined Redis commands for keys on every member are answered in order",
+          "[cluster][resp]") {
+  TestCluster cluster(3, {"--resp", "127.0.0.1:0"});
+  cluster.waitSettled(3);
+  // One write of ~460 commands through m2: most keys live on the other members, so their commands
+  // go there in batches while m2 runs its own; every reply must come back in the sent order, and
+  // DBSIZE (every member answers) must see the writes sent before it and none after.
+  std::string script;
+  std::string expected;
+  auto add = [&](const std::string& command, const std::string& reply) {
+    script += command + "\r\n";
+    expected += reply;
+  };
+  for (int i = 0; i < 100; ++i) {
+    auto key = "p" + std::to_string(i);
+    auto next = std::to_string(i + 1);
+    add("SET " + key + " " + std::to_string(i), "+OK\r\n");
+    add("INCR " + key, ":" + next + "\r\n");
+    add("GET " + key, "$" + std::to_string(next.size()) + "\r\n" + next + "\r\n");
+  }
+  add("DBSIZE", ":100\r\n");
+  for (int i = 0; i < 100; i += 2) add("DEL p" + std::to_string(i), ":1\r\n");
+  add("DBSIZE", ":50\r\n");
+  for (int i = 0; i < 10; ++i) add("EXISTS p" + std::to_string(i), i % 2 ? ":1\r\n" : ":0\r\n");
+  add("QUIT", "+OK\r\n");
+  std::string file = "/tmp/shoal-pipelined-" + std::to_string(getpid()) + ".resp";
+  {
+    FILE* f = fopen(file.c_str(), "w");
+    fputs(script.c_str(), f);
+    fclose(f);
+  }
+  auto& member = cluster.member(1);
+  auto port = member.respAddress().substr(member.respAddress().rfind(':') + 1);
+  auto r = runCommand(
+      {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + port + "; cat " + file + " >&3; timeout 10 cat <&3"});
+  std::remove(file.c_str());
+  CHECK(r.out == expected);
+  CHECK(r.exitCode == 0);  // QUIT closed the connection (timeout did not have to end cat)
+  CHECK(redisCli(cluster.member(0), {"GET", "p99"}) == "100");
+}
+
 TEST_CASE("cluster: partitions are assigned once initial-min-cluster-size members joined", "[cluster]") {
   std::string config = "/tmp/shoal-min-size-" + std::to_string(getpid()) + ".toml";
   {

@@ -38,15 +38,23 @@ class PeerService final : public wire::Peer::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> resp(RespContext context) override {
-    std::vector<std::string> args;
-    for (auto a : context.getParams().getArgs())
-      args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
-    auto params = context.getParams();
-    return cluster_.handleResp(std::move(args), params.getLocalOnly(), params.getProtocol() == 3 ? 3 : 2)
-        .then([context](std::string reply) mutable {
-          context.getResults().setReply(
-              kj::arrayPtr(reinterpret_cast<const kj::byte*>(reply.data()), reply.size()));
-        });
+    auto commands = context.getParams().getCommands();
+    std::vector<RespCall> calls;
+    calls.reserve(commands.size());
+    for (auto c : commands) {
+      RespCall call;
+      call.args.reserve(c.getArgs().size());
+      for (auto a : c.getArgs()) call.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+      call.localOnly = c.getLocalOnly();
+      call.protocol = c.getProtocol() == 3 ? 3 : 2;
+      calls.push_back(std::move(call));
+    }
+    return cluster_.handleResp(std::move(calls)).then([context](std::vector<std::string> replies) mutable {
+      auto out = context.getResults().initReplies(replies.size());
+      for (size_t i = 0; i < replies.size(); ++i) {
+        out.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(replies[i].data()), replies[i].size()));
+      }
+    });
   }
 
  private:
@@ -92,9 +100,11 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
 
 Cluster::~Cluster() = default;
 
-kj::Promise<std::string> Cluster::handleResp(std::vector<std::string> args, bool localOnly, int protocol) {
-  if (!respHandler_) return std::string("-ERR this member cannot run Redis commands\r\n");
-  return respHandler_(std::move(args), localOnly, protocol);
+kj::Promise<std::vector<std::string>> Cluster::handleResp(std::vector<RespCall> calls) {
+  if (!respHandler_) {
+    return std::vector<std::string>(calls.size(), "-ERR this member cannot run Redis commands\r\n");
+  }
+  return respHandler_(std::move(calls));
 }
 
 kj::Promise<void> Cluster::start() {

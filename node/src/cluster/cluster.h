@@ -16,6 +16,13 @@
 
 namespace shoal::node::cluster {
 
+// One Redis command another member's RESP gateway routed here.
+struct RespCall {
+  std::vector<std::string> args;
+  bool localOnly = false;  // answer for this member's own partitions only (fan-out, SCAN)
+  int protocol = 2;        // the Redis client's RESP protocol (2 or 3)
+};
+
 class Cluster {
  public:
   Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProvider& io, MapService& maps,
@@ -38,11 +45,11 @@ class Cluster {
   // Runs after every view change (after replication has taken it in).
   void addViewListener(Membership::ViewListener listener) { viewListeners_.push_back(std::move(listener)); }
 
-  // Runs Redis commands other members route here (set by the RESP gateway's owner).
-  using RespHandler =
-      std::function<kj::Promise<std::string>(std::vector<std::string> args, bool localOnly, int protocol)>;
+  // Runs Redis commands other members route here, in order, one reply each (set by the RESP
+  // gateway's owner).
+  using RespHandler = std::function<kj::Promise<std::vector<std::string>>(std::vector<RespCall> calls)>;
   void setRespHandler(RespHandler handler) { respHandler_ = std::move(handler); }
-  kj::Promise<std::string> handleResp(std::vector<std::string> args, bool localOnly, int protocol);
+  kj::Promise<std::vector<std::string>> handleResp(std::vector<RespCall> calls);
 
  private:
   const NodeOptions& options_;

@@ -2,6 +2,9 @@
 #include "resp_cluster.h"
 
 #include <cctype>
+#include <memory>
+
+#include "../member_log.h"
 
 namespace shoal::node::resp {
 
@@ -9,7 +12,10 @@ ClusterGateway::ClusterGateway(cluster::Cluster& cluster, MapService& maps, std:
                                const Clock& clock, std::string address)
     : cluster_(cluster),
       maps_(maps),
-      commands_(maps, std::move(mapName), clock, stats_, std::move(address)) {}
+      commands_(maps, std::move(mapName), clock, stats_, std::move(address)),
+      tasks_(*this) {}
+
+ClusterGateway::~ClusterGateway() noexcept = default;
 
 size_t ClusterGateway::memberCount() const {
   return cluster_.membership().view().members.size();
@@ -39,51 +45,115 @@ std::optional<std::string> ClusterGateway::writesRefused() const {
   return cluster_.membership().writesRefused();
 }
 
-kj::Promise<std::string> ClusterGateway::forward(const std::string& address,
-                                                 const std::vector<std::string>& args, bool localOnly,
-                                                 int protocol) {
-  auto request = cluster_.links().peer(address).respRequest();
-  auto out = request.initArgs(args.size());
-  for (size_t i = 0; i < args.size(); ++i) {
-    out.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(args[i].data()), args[i].size()));
+kj::Promise<std::string> ClusterGateway::forward(const std::string& address, std::vector<std::string> args,
+                                                 bool localOnly, int protocol) {
+  auto paf = kj::newPromiseAndFulfiller<std::string>();
+  queued_[address].push_back(
+      Queued{cluster::RespCall{std::move(args), localOnly, protocol}, kj::mv(paf.fulfiller)});
+  if (!flushScheduled_) {
+    // After the rest of this turn: the commands every client sends meanwhile go in the same call.
+    flushScheduled_ = true;
+    tasks_.add(kj::evalLater([this]() { flush(); }));
   }
-  request.setLocalOnly(localOnly);
-  request.setProtocol(static_cast<uint8_t>(protocol));
-  auto timeout = 2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS;
-  return cluster_.timer()
-      .timeoutAfter(timeout, request.send())
-      .then(
-          [](capnp::Response<wire::Peer::RespResults>&& response) {
-            auto r = response.getReply();
-            return std::string(reinterpret_cast<const char*>(r.begin()), r.size());
-          },
-          [this, address](kj::Exception&& e) -> std::string {
-            cluster_.links().drop(address);
-            return "-TRYAGAIN member " + address + " did not answer; retry\r\n";
-          });
+  return kj::mv(paf.promise);
 }
 
-kj::Promise<std::string> ClusterGateway::run(std::vector<std::string> args, int protocol) {
-  if (args.empty()) return std::string("-ERR empty command\r\n");
-  std::vector<std::string_view> views(args.begin(), args.end());
-  std::string name(args[0]);
-  for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
-  std::string reply;
-  session_.protocol = protocol;
-  ReplyWriter writer(&reply, protocol);
-  auto route = routeCommand(name, views, maps_.partitioner(), *this, true);
-  if (route.kind != Route::Kind::HERE) {
-    writer.error(route.kind == Route::Kind::REFUSE ? route.error : "TRYAGAIN the partition moved; retry");
-    return reply;
+void ClusterGateway::flush() {
+  flushScheduled_ = false;
+  auto queued = std::move(queued_);
+  queued_.clear();
+  // A call stays well under the receiver's message limit; one command larger than that goes alone.
+  const size_t budget = cluster_.options().limits.maxMessageBytes / 4;
+  for (auto& [address, commands] : queued) {
+    std::vector<Queued> batch;
+    size_t bytes = 0;
+    for (auto& q : commands) {
+      size_t size = 64;
+      for (auto& a : q.call.args) size += a.size() + 16;
+      if (!batch.empty() && bytes + size > budget) {
+        send(address, std::move(batch));
+        batch.clear();
+        bytes = 0;
+      }
+      bytes += size;
+      batch.push_back(std::move(q));
+    }
+    if (!batch.empty()) send(address, std::move(batch));
   }
-  commands_.execute(views, session_, writer);
-  if (!maps_.hasPendingChanges()) return reply;
+}
+
+void ClusterGateway::send(const std::string& address, std::vector<Queued> batch) {
+  auto request = cluster_.links().peer(address).respRequest();
+  auto commands = request.initCommands(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto& args = batch[i].call.args;
+    auto out = commands[i].initArgs(args.size());
+    for (size_t j = 0; j < args.size(); ++j) {
+      out.set(j, kj::arrayPtr(reinterpret_cast<const kj::byte*>(args[j].data()), args[j].size()));
+    }
+    commands[i].setLocalOnly(batch[i].call.localOnly);
+    commands[i].setProtocol(static_cast<uint8_t>(batch[i].call.protocol));
+  }
+  auto timeout = 2 * cluster_.options().cluster.failureTimeoutMs * kj::MILLISECONDS;
+  auto waiting = std::make_shared<std::vector<Queued>>(std::move(batch));
+  tasks_.add(cluster_.timer()
+                 .timeoutAfter(timeout, request.send())
+                 .then(
+                     [waiting](capnp::Response<wire::Peer::RespResults>&& response) {
+                       auto replies = response.getReplies();
+                       for (size_t i = 0; i < waiting->size(); ++i) {
+                         auto& q = (*waiting)[i];
+                         if (i < replies.size()) {
+                           auto r = replies[i];
+                           q.reply->fulfill(std::string(reinterpret_cast<const char*>(r.begin()), r.size()));
+                         } else {
+                           q.reply->fulfill("-ERR the owning member sent no reply for this command\r\n");
+                         }
+                       }
+                     },
+                     [this, address, waiting](kj::Exception&& e) {
+                       cluster_.links().drop(address);
+                       for (auto& q : *waiting)
+                         q.reply->fulfill("-TRYAGAIN member " + address + " did not answer; retry\r\n");
+                     }));
+}
+
+void ClusterGateway::taskFailed(kj::Exception&& exception) {
+  memberLog().debug("RESP forward failed: {}", exception.getDescription().cStr());
+}
+
+kj::Promise<std::vector<std::string>> ClusterGateway::run(std::vector<cluster::RespCall> calls) {
+  std::vector<std::string> replies;
+  replies.reserve(calls.size());
+  bool executed = false;  // some command ran here (its writes must be stored before any reply)
+  for (auto& call : calls) {
+    auto& args = call.args;
+    auto& reply = replies.emplace_back();
+    if (args.empty()) {
+      reply = "-ERR empty command\r\n";
+      continue;
+    }
+    std::vector<std::string_view> views(args.begin(), args.end());
+    std::string name(args[0]);
+    for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    session_.protocol = call.protocol;
+    ReplyWriter writer(&reply, call.protocol);
+    auto route = routeCommand(name, views, maps_.partitioner(), *this, true);
+    if (route.kind != Route::Kind::HERE) {
+      writer.error(route.kind == Route::Kind::REFUSE ? route.error : "TRYAGAIN the partition moved; retry");
+      continue;
+    }
+    commands_.execute(views, session_, writer);
+    executed = true;
+  }
+  if (!executed || !maps_.hasPendingChanges()) return replies;
   return maps_.commit().then(
-      [reply]() { return reply; },
-      [](kj::Exception&& e) {
+      [replies = std::move(replies)]() mutable { return std::move(replies); },
+      [count = calls.size()](kj::Exception&& e) {
         std::string text = e.getDescription().cStr();
         auto at = text.find("shoal:");
-        return "-ERR not stored: " + (at == std::string::npos ? text : text.substr(at)) + "\r\n";
+        auto error = "-ERR not stored: " + (at == std::string::npos ? text : text.substr(at)) + "\r\n";
+        return std::vector<std::string>(count, error);
       });
 }
 

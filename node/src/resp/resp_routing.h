@@ -32,7 +32,7 @@ class ClusterAccess {
   // Runs `args` at the member at `address` and returns its RESP reply bytes. localOnly: answer
   // for that member's own partitions only (fan-out and SCAN), never route further. The reply is
   // in RESP `protocol` (2 or 3), the Redis client's.
-  virtual kj::Promise<std::string> forward(const std::string& address, const std::vector<std::string>& args,
+  virtual kj::Promise<std::string> forward(const std::string& address, std::vector<std::string> args,
                                            bool localOnly, int protocol) = 0;
 };
 

@@ -82,10 +82,8 @@ class Server::Connection {
       }
       if (n == 0) return false;  // the client closed the connection
       filled_ += n;
-      auto result = processBuffered();
-      if (result == Round::REMOTE) return startRemote();
-      closing_ = result == Round::CLOSE;
-      if (server_.maps_.hasPendingChanges()) return awaitCommit();
+      closing_ = processBuffered() == Round::CLOSE;
+      if (mustWait()) return awaitRound();
       if (!writeOut()) return false;
       if (closing_) return out_.empty() ? false : true;
       if (size_t(n) < space || blocked_) return true;  // drained, or waiting to write
@@ -101,90 +99,103 @@ class Server::Connection {
   }
 
  private:
-  // Write-through: the replies go out once this round's changes are stored; meanwhile the client
-  // is not read (its requests wait in the socket, in order).
-  bool awaitCommit() {
+  // The round's replies cannot go out yet: some wait for other members (or for a pub/sub call),
+  // or its writes must first be stored and replicated.
+  bool mustWait() const { return !deferred_.empty() || server_.maps_.hasPendingChanges(); }
+
+  // Waits for the round's remote replies and for its writes to be stored, then puts every reply
+  // in order and goes on with the buffered commands. Meanwhile the client is not read (its
+  // requests wait in the socket, in order) and pushes wait in held_.
+  bool awaitRound() {
     server_.watch(fd_, 0);
     waitingCommit_ = true;
+    kj::Promise<std::optional<std::string>> stored = std::optional<std::string>();
+    if (server_.maps_.hasPendingChanges()) {
+      stored = server_.maps_.commit().then(
+          []() { return std::optional<std::string>(); },
+          [](kj::Exception&& e) {
+            std::string text = e.getDescription().cStr();
+            auto at = text.find("shoal:store-failed: ");
+            return std::optional<std::string>(at == std::string::npos ? text : text.substr(at + 20));
+          });
+    }
+    auto replies = kj::heapArrayBuilder<kj::Promise<std::string>>(deferred_.size());
+    for (auto& d : deferred_) replies.add(kj::mv(d));
+    deferred_.clear();
+    auto remote = kj::joinPromises(replies.finish());
     // The continuation finds the connection again by fd and id: it may have been closed (and the
     // fd reused) meanwhile.
     int fd = fd_;
     int64_t id = session_.id;
     Server* server = &server_;
-    auto resume = [server, fd, id](std::optional<std::string> failure) {
-      auto it = server->connections_.find(fd);
-      if (it == server->connections_.end() || it->second->session_.id != id) return;
-      auto& c = *it->second;
-      c.waitingCommit_ = false;
-      if (failure) {
-        c.out_.clear();
-        ReplyWriter writer(&c.out_);
-        for (size_t i = 0; i < c.executed_; ++i) writer.error("ERR store failed, not stored: " + *failure);
-      }
-      c.releaseHeld();
-      if (!c.writeOut() || (c.out_.empty() && c.closing_)) return server->close(fd);
-      server->watch(fd, c.blocked_ ? EPOLLOUT : EPOLLIN);
-    };
-    server->tasks_.add(server->maps_.commit().then([resume]() { resume(std::nullopt); },
-                                                   [resume](kj::Exception&& e) {
-                                                     std::string text = e.getDescription().cStr();
-                                                     auto at = text.find("shoal:store-failed: ");
-                                                     resume(at == std::string::npos ? text
-                                                                                    : text.substr(at + 20));
-                                                   }));
+    server_.tasks_.add(
+        stored
+            .then([remote = kj::mv(remote)](std::optional<std::string> failure) mutable {
+              return remote.then([failure](kj::Array<std::string> replies) {
+                return std::make_pair(failure, kj::mv(replies));
+              });
+            })
+            .then([server, fd, id](std::pair<std::optional<std::string>, kj::Array<std::string>> done) {
+              auto it = server->connections_.find(fd);
+              if (it == server->connections_.end() || it->second->session_.id != id) return;
+              auto& c = *it->second;
+              c.waitingCommit_ = false;
+              c.completeRound(done.first, done.second);
+              c.releaseHeld();
+              if (!c.continueRound()) server->close(fd);
+            }));
     return true;
   }
 
-  // A command runs at other members: its reply joins out_ when it comes back; meanwhile the
-  // client is not read (replies stay in order), then the buffered commands go on.
-  bool startRemote() {
-    server_.watch(fd_, 0);
-    waitingCommit_ = true;
-    int fd = fd_;
-    int64_t id = session_.id;
-    Server* server = &server_;
-    kj::Promise<std::string> reply = nullptr;
-    KJ_IF_MAYBE (local, pending_) {
-      reply = kj::mv(*local);
-      pending_ = nullptr;
-    } else if (remoteRoute_.kind == Route::Kind::THERE) {
-      reply = server_.cluster_->forward(remoteRoute_.address, remoteArgs_, false, session_.protocol);
-    } else {
-      // Every member answers for its own partitions; this one included.
-      std::string mine;
-      {
-        std::vector<std::string_view> views(remoteArgs_.begin(), remoteArgs_.end());
-        ReplyWriter writer(&mine, session_.protocol);
-        server_.commands_.execute(views, session_, writer);
+  // Puts the round's replies in order: the local ones (errors if the round's writes could not be
+  // stored) and the remote ones where their commands were.
+  void completeRound(const std::optional<std::string>& failure, kj::Array<std::string>& remote) {
+    std::string out = out_.substr(0, roundStart_);
+    ReplyWriter writer(&out);
+    size_t from = roundStart_;
+    size_t next = 0;
+    for (auto& entry : round_) {
+      if (entry.kind == Entry::REMOTE) {
+        out += remote[next++];
+      } else if (failure && entry.kind == Entry::LOCAL) {
+        writer.error("ERR store failed, not stored: " + *failure);
+      } else {
+        out.append(out_, from, entry.end - from);
       }
-      auto name = remoteName_;
-      auto replies =
-          kj::heapArrayBuilder<kj::Promise<std::string>>(server_.cluster_->otherMemberAddresses().size());
-      for (auto& address : server_.cluster_->otherMemberAddresses()) {
-        replies.add(server_.cluster_->forward(address, remoteArgs_, true, session_.protocol));
-      }
-      reply = kj::joinPromises(replies.finish()).then([mine, name](kj::Array<std::string> others) {
-        std::vector<std::string> all{mine};
-        for (auto& o : others) all.push_back(kj::mv(o));
-        return combineReplies(name, all);
-      });
+      from = entry.end;
     }
-    auto resume = [server, fd, id](std::string reply) {
-      auto it = server->connections_.find(fd);
-      if (it == server->connections_.end() || it->second->session_.id != id) return;
-      auto& c = *it->second;
-      c.waitingCommit_ = false;
-      c.out_ += reply;
-      c.releaseHeld();
-      if (!c.continueRound()) server->close(fd);
-    };
-    // Both continuations hold their own copy of `resume` (then() keeps an lvalue by reference).
-    server_.tasks_.add(reply.then([resume](std::string r) { resume(std::move(r)); },
-                                  [resume](kj::Exception&& e) {
-                                    resume("-TRYAGAIN the member owning the key did not answer (" +
-                                           std::string(e.getDescription().cStr()) + "); retry\r\n");
-                                  }));
-    return true;
+    out_ = std::move(out);
+    round_.clear();
+  }
+
+  // A reply that comes later (another member's, or a pub/sub call's): it takes its command's place.
+  void defer(kj::Promise<std::string> reply) {
+    deferred_.push_back(reply.catch_([](kj::Exception&& e) {
+      return "-TRYAGAIN the member owning the key did not answer (" + std::string(e.getDescription().cStr()) +
+             "); retry\r\n";
+    }));
+    round_.push_back(Entry{out_.size(), Entry::REMOTE});
+  }
+
+  // Every member answers for its own partitions, this one included; the replies are combined.
+  kj::Promise<std::string> fanOut() {
+    std::string mine;
+    {
+      ReplyWriter writer(&mine, session_.protocol);
+      server_.commands_.execute(args_, session_, writer);
+    }
+    auto others = server_.cluster_->otherMemberAddresses();
+    auto replies = kj::heapArrayBuilder<kj::Promise<std::string>>(others.size());
+    for (auto& address : others) {
+      replies.add(server_.cluster_->forward(address, std::vector<std::string>(args_.begin(), args_.end()),
+                                            true, session_.protocol));
+    }
+    return kj::joinPromises(replies.finish())
+        .then([mine = std::move(mine), name = remoteName_](kj::Array<std::string> rest) {
+          std::vector<std::string> all{mine};
+          for (auto& o : rest) all.push_back(kj::mv(o));
+          return combineReplies(name, all);
+        });
   }
 
   void releaseHeld() {
@@ -249,12 +260,10 @@ class Server::Connection {
     return PubSubStep::NOT_PUBSUB;
   }
 
-  // After a remote reply: the rest of the buffered commands, then the usual commit / write.
+  // After a waited round: the rest of the buffered commands, then the usual commit / write.
   bool continueRound() {
-    auto round = processBuffered();
-    if (round == Round::REMOTE) return startRemote();
-    closing_ = round == Round::CLOSE;
-    if (server_.maps_.hasPendingChanges()) return awaitCommit();
+    if (!closing_) closing_ = processBuffered() == Round::CLOSE;  // after QUIT, nothing more
+    if (mustWait()) return awaitRound();
     if (!writeOut() || (out_.empty() && closing_)) return false;
     server_.watch(fd_, blocked_ ? EPOLLOUT : EPOLLIN);
     return true;
@@ -284,15 +293,17 @@ class Server::Connection {
     return true;
   }
 
-  enum class Round { DONE, CLOSE, REMOTE };
-  // Executes the complete commands in the buffer, up to one that must run at other members
-  // (REMOTE: remoteArgs_ / remoteRoute_ say what and where).
+  enum class Round { DONE, CLOSE };
+  // Executes the complete commands in the buffer (one round). Commands whose keys live on other
+  // members are queued for them (deferred_: one call per member carries every client's commands of
+  // this turn); a pub/sub call that waits ends the round.
   Round processBuffered() {
-    if (out_.empty()) executed_ = 0;
+    roundStart_ = out_.size();
+    round_.clear();
     size_t offset = 0;
     bool close = false;
-    bool remote = false;
-    while (!close && !remote) {
+    bool stop = false;
+    while (!close && !stop) {
       ReplyWriter writer(&out_, session_.protocol);  // per command: HELLO may change the protocol
       size_t consumed = 0;
       auto status = parser_.next(std::string_view(in_.data() + offset, filled_ - offset), &args_, &consumed);
@@ -301,49 +312,64 @@ class Server::Connection {
         memberLog().info("RESP client {} sent a malformed request ({}); closing its connection", session_.id,
                          parser_.error());
         writer.error("ERR " + parser_.error());
+        round_.push_back(Entry{out_.size(), Entry::FIXED});
         close = true;
         break;
       }
       offset += consumed;
-      ++executed_;
-      if (!args_.empty()) {
-        auto step = pubsubCommand(writer);
-        if (step == PubSubStep::ASYNC) {
-          remote = true;
-          continue;
-        }
-        if (step == PubSubStep::DONE) continue;
-      }
-      if (server_.cluster_ != nullptr && server_.cluster_->memberCount() > 1 && !args_.empty()) {
-        remoteName_.assign(args_[0]);
-        for (auto& ch : remoteName_) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
-        if (isWriteCommand(remoteName_)) {
-          if (auto refused = server_.cluster_->writesRefused()) {
-            writer.error("CLUSTERDOWN " + *refused);
-            continue;
-          }
-        }
-        remoteRoute_ =
-            routeCommand(remoteName_, args_, server_.maps_.partitioner(), *server_.cluster_, false);
-        if (remoteRoute_.kind == Route::Kind::REFUSE) {
-          writer.error(remoteRoute_.error);
-          continue;
-        }
-        if (remoteRoute_.kind != Route::Kind::HERE) {
-          remoteArgs_.assign(args_.begin(), args_.end());
-          remote = true;
-          continue;
-        }
-      }
-      server_.commands_.execute(args_, session_, writer);
-      close = session_.closeAfterReply;
+      runCommand(writer, &close, &stop);
     }
     // Keep the unparsed tail at the front of the buffer.
     if (offset > 0) {
       std::memmove(in_.data(), in_.data() + offset, filled_ - offset);
       filled_ -= offset;
     }
-    return remote ? Round::REMOTE : close ? Round::CLOSE : Round::DONE;
+    return close ? Round::CLOSE : Round::DONE;
+  }
+
+  // One parsed command (args_): here, at other members, or a pub/sub call. `stop`: the round ends
+  // after it (a subscription changes what the next commands may do).
+  void runCommand(ReplyWriter& writer, bool* close, bool* stop) {
+    if (!args_.empty()) {
+      auto step = pubsubCommand(writer);
+      if (step == PubSubStep::ASYNC) {
+        KJ_IF_MAYBE (reply, pending_) {
+          defer(kj::mv(*reply));
+        }
+        pending_ = nullptr;
+        *stop = true;
+        return;
+      }
+      if (step == PubSubStep::DONE) {
+        round_.push_back(Entry{out_.size(), Entry::LOCAL});
+        return;
+      }
+    }
+    if (server_.cluster_ != nullptr && server_.cluster_->memberCount() > 1 && !args_.empty()) {
+      remoteName_.assign(args_[0]);
+      for (auto& ch : remoteName_) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+      if (isWriteCommand(remoteName_)) {
+        if (auto refused = server_.cluster_->writesRefused()) {
+          writer.error("CLUSTERDOWN " + *refused);
+          round_.push_back(Entry{out_.size(), Entry::FIXED});
+          return;
+        }
+      }
+      auto route = routeCommand(remoteName_, args_, server_.maps_.partitioner(), *server_.cluster_, false);
+      if (route.kind == Route::Kind::REFUSE) {
+        writer.error(route.error);
+        round_.push_back(Entry{out_.size(), Entry::FIXED});
+        return;
+      }
+      if (route.kind == Route::Kind::THERE) {
+        return defer(server_.cluster_->forward(
+            route.address, std::vector<std::string>(args_.begin(), args_.end()), false, session_.protocol));
+      }
+      if (route.kind == Route::Kind::EVERYWHERE) return defer(fanOut());
+    }
+    server_.commands_.execute(args_, session_, writer);
+    round_.push_back(Entry{out_.size(), Entry::LOCAL});
+    *close = session_.closeAfterReply;
   }
 
   Server& server_;
@@ -354,7 +380,6 @@ class Server::Connection {
   size_t filled_ = 0;
   std::string out_;
   size_t written_ = 0;
-  size_t executed_ = 0;         // commands answered in out_ (replaced by errors if their store fails)
   bool blocked_ = false;        // a reply waits for the socket to take it (reading is paused)
   bool closing_ = false;        // QUIT or a protocol error: close once the reply is out
   bool waitingCommit_ = false;  // replies wait for the store; the socket is not read meanwhile
@@ -364,9 +389,17 @@ class Server::Connection {
 
   friend class Server;
   std::vector<std::string_view> args_;
-  std::string remoteName_;               // lower-cased name of the command routed elsewhere
-  std::vector<std::string> remoteArgs_;  // its arguments (owned: the buffer moves on)
-  Route remoteRoute_;
+  std::string remoteName_;  // lower-cased name of the command being routed
+  // The round being answered: where each command's reply ends in out_ and what it is. REMOTE
+  // replies come from deferred_, in order; LOCAL ones become errors if the round's writes fail to
+  // be stored; FIXED ones (refusals, protocol errors) stay as they are.
+  struct Entry {
+    size_t end;
+    enum Kind { LOCAL, REMOTE, FIXED } kind;
+  };
+  std::vector<Entry> round_;
+  size_t roundStart_ = 0;
+  std::vector<kj::Promise<std::string>> deferred_;
 };
 
 Server::Server(kj::Own<kj::ConnectionReceiver> receiver, kj::UnixEventPort& eventPort, MapService& maps,
