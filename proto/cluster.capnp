@@ -62,6 +62,27 @@ enum ReplicateStatus {
   gap @2;     # a sequence number was skipped: the sender must fill this backup again
 }
 
+struct ClusterSummary {
+  # One side of a possible split brain, as its coordinator sees it.
+  clusterName @0 :Text;
+  partitionCount @1 :UInt32;
+  coordinator @2 :PeerInfo;
+  memberCount @3 :UInt32;
+}
+
+struct MergeEntry {
+  # An entry the smaller side of a healed split hands to the owner of its partition.
+  map @0 :Text;
+  partition @1 :UInt32;
+  key @2 :Data;
+  value @3 :Data;
+  version @4 :UInt64;
+  updateTimeMs @5 :Int64;
+  expirationTimeMs @6 :Int64;   # absolute TTL deadline, 0: never
+  ttlMs @7 :Int64;
+  maxIdleMs @8 :Int64;
+}
+
 struct RespCommand {
   args @0 :List(Data);
   localOnly @1 :Bool;
@@ -96,4 +117,16 @@ interface Peer {
   # sent them: one call carries every command that gateway routed here in a turn of its loop.
   # One reply per command, RESP bytes in that command's protocol, sent once the commands' writes
   # are stored and replicated.
+
+  probe @7 (from :ClusterSummary) -> (seen :ClusterSummary, knowsSender :Bool);
+  # A coordinator looking for the other side of a healed network partition (members it declared
+  # dead, its seeds). Any member answers with its own cluster's summary; knowsSender: the
+  # sender's coordinator is in the answerer's view (not a separate cluster). A coordinator that
+  # answers and finds its side the one to merge starts the merge itself.
+  mergeInto @8 (address :Text);
+  # From this member's coordinator: its side merges into the cluster at `address` — hand over the
+  # entries of the partitions it is primary of, drop its data, join that cluster.
+  mergeEntries @9 (entries :List(MergeEntry)) -> (notOwned :List(UInt32));
+  # Applies merged entries by the merge policy (higher version wins, then later update) on their
+  # partition's primary; answers the indexes of entries whose partition it is not primary of.
 }

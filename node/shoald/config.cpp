@@ -234,7 +234,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
                                                         "join-timeout",
                                                         "initial-min-cluster-size",
                                                         "min-cluster-size",
-                                                        "fill-chunk-entries"};
+                                                        "fill-chunk-entries",
+                                                        "merge-probe-interval"};
     for (auto& [k, _] : *cluster) {
       if (!KNOWN_CLUSTER.count(std::string(k.str())))
         throw ConfigError("cluster." + std::string(k.str()) + ": unknown option");
@@ -248,7 +249,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readInt(*cluster, "fill-chunk-entries", "cluster.", &c.fillChunkEntries);
     for (auto [key, field] :
          {std::pair{"heartbeat-interval", &c.heartbeatIntervalMs},
-          std::pair{"failure-timeout", &c.failureTimeoutMs}, std::pair{"join-timeout", &c.joinTimeoutMs}}) {
+          std::pair{"failure-timeout", &c.failureTimeoutMs}, std::pair{"join-timeout", &c.joinTimeoutMs},
+          std::pair{"merge-probe-interval", &c.mergeProbeIntervalMs}}) {
       int64_t ms = *field;
       readDuration(*cluster, key, "cluster.", &ms);
       *field = static_cast<uint32_t>(std::min<int64_t>(ms, UINT32_MAX));

@@ -459,17 +459,30 @@ std::optional<EntryView> MapRecords::getEntry(PartitionId p, std::string_view ke
   uint8_t* entry = entryOf(part->slots[slot]);
   touch(entry, now);
   EntryRef ref(entry);
+  return EntryView{std::string(ref.key()), std::string(ref.value()), metaOf(entry)};
+}
+
+std::optional<EntryMeta> MapRecords::peekMeta(PartitionId p, std::string_view key) {
+  Partition* part = partitionAt(p, false);
+  if (!part) return std::nullopt;
+  int64_t slot = findLive(*part, key, hashOf(key), clock_.nowMs());
+  if (slot < 0) return std::nullopt;
+  return metaOf(entryOf(part->slots[slot]));
+}
+
+EntryMeta MapRecords::metaOf(uint8_t* entry) const {
+  EntryRef ref(entry);
   EntryImage img = ref.image();
-  EntryView view{std::string(ref.key()), std::string(ref.value()), {}};
-  view.meta.version = img.version;
-  view.meta.creationTimeMs = epochMs_ + int64_t{img.createSec} * 1000;
-  view.meta.updateTimeMs = epochMs_ + int64_t{img.updateSec} * 1000;
-  view.meta.lastAccessTimeMs = img.hasExpiry() ? img.lastAccessMs : epochMs_ + int64_t{img.accessSec} * 1000;
-  view.meta.expirationTimeMs = ref.expirationMs();
-  view.meta.ttlMs = img.ttlMs;
-  view.meta.maxIdleMs = img.maxIdleMs;
-  view.meta.hits = img.hits;
-  return view;
+  EntryMeta meta;
+  meta.version = img.version;
+  meta.creationTimeMs = epochMs_ + int64_t{img.createSec} * 1000;
+  meta.updateTimeMs = epochMs_ + int64_t{img.updateSec} * 1000;
+  meta.lastAccessTimeMs = img.hasExpiry() ? img.lastAccessMs : epochMs_ + int64_t{img.accessSec} * 1000;
+  meta.expirationTimeMs = ref.expirationMs();
+  meta.ttlMs = img.ttlMs;
+  meta.maxIdleMs = img.maxIdleMs;
+  meta.hits = img.hits;
+  return meta;
 }
 
 bool MapRecords::containsKey(PartitionId p, std::string_view key) {

@@ -138,6 +138,8 @@ class MapRecords {
   bool get(PartitionId p, std::string_view key, std::string* value);
   std::optional<EntryView> getEntry(PartitionId p, std::string_view key);
   bool containsKey(PartitionId p, std::string_view key);
+  // The metadata of a live entry without counting an access (merges compare versions with it).
+  std::optional<EntryMeta> peekMeta(PartitionId p, std::string_view key);
 
   // Writes. `previous` (may be null) receives the value that was there before, if any.
   // A write that would exceed maxEntries / maxBytes first evicts (EVICTED events) by the policy.
@@ -218,6 +220,7 @@ class MapRecords {
   void resizeTable(Partition& part, uint32_t capacity);
   void maybeShrink(Partition& part);
   void touch(uint8_t* entry, int64_t nowMs);
+  EntryMeta metaOf(uint8_t* entry) const;
   uint32_t secondsOf(int64_t nowMs) const;
   uint64_t nextRandom();
 

@@ -18,8 +18,8 @@ MemberId newMemberId() {
 // The Peer interface other members call; dispatches to membership and replication.
 class PeerService final : public wire::Peer::Server {
  public:
-  PeerService(Cluster& cluster, Membership& membership, Replication& replication)
-      : cluster_(cluster), membership_(membership), replication_(replication) {}
+  PeerService(Cluster& cluster, Membership& membership, Replication& replication, SplitMerge& splitMerge)
+      : cluster_(cluster), membership_(membership), replication_(replication), splitMerge_(splitMerge) {}
 
   kj::Promise<void> join(JoinContext context) override { return membership_.onJoin(context); }
   kj::Promise<void> heartbeat(HeartbeatContext context) override { return membership_.onHeartbeat(context); }
@@ -36,6 +36,14 @@ class PeerService final : public wire::Peer::Server {
   kj::Promise<void> leave(LeaveContext context) override {
     membership_.onLeave(context.getParams().getMember());
     return kj::READY_NOW;
+  }
+  kj::Promise<void> probe(ProbeContext context) override { return splitMerge_.onProbe(context); }
+  kj::Promise<void> mergeInto(MergeIntoContext context) override {
+    splitMerge_.onMergeInto(context.getParams().getAddress());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> mergeEntries(MergeEntriesContext context) override {
+    return splitMerge_.onMergeEntries(context);
   }
   kj::Promise<void> resp(RespContext context) override {
     auto commands = context.getParams().getCommands();
@@ -61,6 +69,7 @@ class PeerService final : public wire::Peer::Server {
   Cluster& cluster_;
   Membership& membership_;
   Replication& replication_;
+  SplitMerge& splitMerge_;
 };
 
 }  // namespace
@@ -73,9 +82,11 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
       membership_(options, clock, io.getTimer(), links_,
                   MemberEntry{newMemberId(), options.name, address, options.cluster.zone, 0, false}),
       replication_(options, membership_, links_, maps, io.getTimer()),
-      peer_(kj::heap<PeerService>(*this, membership_, replication_)) {
+      splitMerge_(options, clock, membership_, links_, maps, io.getTimer()),
+      peer_(kj::heap<PeerService>(*this, membership_, replication_, splitMerge_)) {
   membership_.setViewListener([this](const View& previous, const View& current) {
     replication_.onView(previous, current);
+    splitMerge_.onView(previous, current);
     for (auto& listener : viewListeners_) listener(previous, current);
   });
   maps.setClusterHooks([this](MapRecords& records) { replication_.attach(records); },
@@ -108,6 +119,7 @@ kj::Promise<std::vector<std::string>> Cluster::handleResp(std::vector<RespCall> 
 }
 
 kj::Promise<void> Cluster::start() {
+  splitMerge_.start();
   return membership_.start();
 }
 

@@ -13,6 +13,7 @@
 #include "membership.h"
 #include "peer_links.h"
 #include "replication.h"
+#include "split_merge.h"
 
 namespace shoal::node::cluster {
 
@@ -40,6 +41,7 @@ class Cluster {
   kj::Timer& timer() { return timer_; }
   Membership& membership() { return membership_; }
   Replication& replication() { return replication_; }
+  SplitMerge& splitMerge() { return splitMerge_; }
   PeerLinks& links() { return links_; }
   wire::Peer::Client peerCapability() { return peer_; }
   // Runs after every view change (after replication has taken it in).
@@ -57,6 +59,7 @@ class Cluster {
   PeerLinks links_;
   Membership membership_;
   Replication replication_;
+  SplitMerge splitMerge_;
   wire::Peer::Client peer_;
   RespHandler respHandler_;
   std::vector<Membership::ViewListener> viewListeners_;

@@ -113,7 +113,18 @@ void Membership::rejoin() {
       "the coordinator no longer counts member '{}' as a member (it was declared dead, e.g. while "
       "stopped): it drops its data, stops serving and joins again",
       self_.name);
-  joinAddresses_ = options_.seeds;
+  tasks_->add(leaveAndJoin({}));
+}
+
+kj::Promise<void> Membership::rejoinThrough(const std::string& address) {
+  memberLog().warn("member '{}' leaves its side of a healed network partition and joins the cluster at {}",
+                   self_.name, address);
+  return leaveAndJoin({address});
+}
+
+kj::Promise<void> Membership::leaveAndJoin(std::vector<std::string> first) {
+  joinAddresses_ = std::move(first);
+  joinAddresses_.insert(joinAddresses_.end(), options_.seeds.begin(), options_.seeds.end());
   for (auto& m : view_.members) {
     if (m.id != self_.id) joinAddresses_.push_back(m.address);
   }
@@ -123,7 +134,7 @@ void Membership::rejoin() {
                         removed.members.end());
   adopt(std::move(removed));  // listeners drop this member's data
   view_ = View{};
-  tasks_->add(joinThrough(0, INT64_MAX));
+  return joinThrough(0, INT64_MAX);
 }
 
 void Membership::formAlone() {

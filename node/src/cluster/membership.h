@@ -76,6 +76,10 @@ class Membership {
   // Graceful leave: resolves once the coordinator removed this member (its partitions moved).
   kj::Promise<void> leave();
 
+  // Split-brain merge: leaves this side's view (listeners drop this member's data, as when it was
+  // declared dead) and joins the cluster at `address` (then the seeds); resolves once joined.
+  kj::Promise<void> rejoinThrough(const std::string& address);
+
   // Peer service handlers.
   kj::Promise<void> onJoin(capnp::CallContext<wire::Peer::JoinParams, wire::Peer::JoinResults> context);
   kj::Promise<void> onHeartbeat(
@@ -89,6 +93,9 @@ class Membership {
   void formAlone();
   // Declared dead by the others (it was stopped, or cut off): drop everything, join again.
   void rejoin();
+  // Leaves the current view (dropping this member's data) and joins through `first`, the seeds
+  // and the members it knew; resolves once it joined.
+  kj::Promise<void> leaveAndJoin(std::vector<std::string> first);
   kj::Promise<void> heartbeatLoop();
   void heartbeatAll();
   void detectFailures();

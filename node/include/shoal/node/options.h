@@ -75,6 +75,8 @@ struct ClusterOptions {
   uint32_t initialMinClusterSize = 1;  // partitions are assigned once this many members joined
   uint32_t minClusterSize = 0;         // quorum: a member hearing fewer members refuses writes; 0 = off
   uint32_t fillChunkEntries = 2000;    // entries per message when copying a partition to a backup
+  uint32_t mergeProbeIntervalMs = 1000;  // a coordinator looks for the other side of a healed
+                                         // network partition this often; 0 = never merge
 };
 
 struct NodeOptions {
