@@ -19,6 +19,7 @@ persistence::WriteBehindOptions writeBehindOptionsFor(const NodeOptions& options
     o.maxAttempts = m.writeMaxAttempts;
     o.initialBackoffMs = m.writeRetryBackoffMs;
     o.maxBackoffMs = m.writeMaxRetryBackoffMs;
+    o.sync = m.writeBehindSync;
   }
   return o;
 }
