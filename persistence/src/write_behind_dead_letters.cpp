@@ -103,7 +103,10 @@ StoreResult<bool> WriteBehindQueue::discardDeadLetter(std::string_view map, uint
   std::string entryKey = codec::storeKey(partition, map, key);
   if (auto refused = s.log.admitWrite(entryKey.size(), true)) return *refused;
   std::lock_guard order(s.logMutex);
-  if (!s.deadKeys.contains(entryKey)) return false;
+  {
+    std::lock_guard lock(s.mutex);  // a flush into the own store updates deadKeys under it alone
+    if (!s.deadKeys.contains(entryKey)) return false;
+  }
   auto db = s.log.access();
   if (!db) return db.error();
   rocksdb::WriteBatch batch;

@@ -105,16 +105,27 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
 }
 
 StoreResult<void> WriteBehindQueue::State::flushIntoLog(std::vector<FlushItem>& items, FlushReport& report) {
-  std::lock_guard order(logMutex);
+  std::unique_lock order(logMutex);
   // A newer write of a key replaced the picked one: that one is written instead, later.
   std::erase_if(items, [](const FlushItem& item) { return item.node->second.seq != item.seq; });
   if (items.empty()) return {};
+  std::vector<std::string> deadToo;  // dead letters older than the writes now stored
+  for (const FlushItem& item : items) {
+    std::string_view entryKey = entryKeyOf(*item.node);
+    if (!deadKeys.empty() && deadKeys.contains(std::string(entryKey))) deadToo.emplace_back(entryKey);
+  }
+  std::vector<std::string> obsolete(obsoleteDead.begin(), obsoleteDead.end());
+  {
+    std::lock_guard lock(mutex);
+    for (FlushItem& item : items) item.node->second.flushing = true;
+  }
+  order.unlock();  // from here enqueues of other keys go on; these keys' wait for the write
+
   uint64_t bytes = 4096;
   for (const FlushItem& item : items) {
     bytes += 2 * item.node->first.size() + codec::VALUE_HEADER_BYTES + (item.value ? item.value->size() : 0);
   }
   std::optional<StoreError> failed = log.admitWrite(bytes);
-  std::vector<std::string> deadToo;  // dead letters older than the writes now stored
   if (!failed) {
     auto db = log.access();
     if (!db) {
@@ -131,26 +142,33 @@ StoreResult<void> WriteBehindQueue::State::flushIntoLog(std::vector<FlushItem>& 
           failed = log.failure(status, "build write-behind batch");
           break;
         }
-        if (!deadKeys.empty() && deadKeys.contains(std::string(entryKey))) deadToo.emplace_back(entryKey);
       }
       for (const std::string& entryKey : deadToo) batch.Delete(db->queue, deadPrefix + entryKey);
-      for (const std::string& entryKey : obsoleteDead) batch.Delete(db->queue, deadPrefix + entryKey);
+      for (const std::string& entryKey : obsolete) batch.Delete(db->queue, deadPrefix + entryKey);
       if (!failed) {
         auto written = log.apply(*db, rocksdb::WriteOptions(), batch, "write-behind flush into the store");
         if (!written) failed = written.error();
       }
     }
   }
-  if (failed) {  // nothing was written: each entry failed as the batch did
-    for (FlushItem& item : items) item.error = *failed;
-    return settle(items, report, rocksdb::WriteBatch());
+  {
+    std::lock_guard lock(mutex);
+    if (!failed) {
+      for (FlushItem& item : items) remove(*item.node);
+      for (const std::string& entryKey : deadToo) deadKeys.erase(entryKey);
+      for (const std::string& entryKey : obsolete) obsoleteDead.erase(entryKey);
+      report.written += items.size();
+    } else {
+      for (FlushItem& item : items) item.node->second.flushing = false;
+    }
+    ++flushesWritten;
   }
-  std::lock_guard lock(mutex);
-  for (FlushItem& item : items) remove(*item.node);
-  for (const std::string& entryKey : deadToo) deadKeys.erase(entryKey);
-  obsoleteDead.clear();
-  report.written += items.size();
-  return {};
+  flushWritten.notify_all();
+  if (!failed) return {};
+  // Nothing was written: each entry failed as the batch did.
+  for (FlushItem& item : items) item.error = *failed;
+  order.lock();
+  return settle(items, report, rocksdb::WriteBatch());
 }
 
 StoreResult<void> WriteBehindQueue::State::settle(std::vector<FlushItem>& items, FlushReport& report,

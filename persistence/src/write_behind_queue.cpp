@@ -214,19 +214,29 @@ StoreResult<std::vector<EnqueueOutcome>> WriteBehindQueue::State::enqueueMany(
   std::vector<EntryNode*> nodes;
   std::vector<EntryNode*> added;  // nodes step 1 added, once each
   nodes.reserve(writes.size());
-  {
-    std::lock_guard lock(mutex);
-    for (const StoreWrite& w : writes) {
-      auto [it, inserted] = entries.try_emplace(logKeyOf(w.partition, w.map, w.key));
-      nodes.push_back(&*it);
-      if (inserted) added.push_back(&*it);
-    }
-  }
   auto forgetInvisible = [this, &added]() {  // callers hold `mutex`
     for (EntryNode* node : added) {
       if (!node->second.record) entries.erase(entries.find(node->first));
     }
+    added.clear();
   };
+  {
+    std::unique_lock lock(mutex);
+    for (size_t i = 0; i < writes.size(); ++i) {
+      const StoreWrite& w = writes[i];
+      auto [it, inserted] = entries.try_emplace(logKeyOf(w.partition, w.map, w.key));
+      if (it->second.flushing) {  // its record is being removed: log this write after that
+        forgetInvisible();
+        nodes.clear();
+        const uint64_t seen = flushesWritten;  // the node may be gone when the flush is done
+        flushWritten.wait(lock, [&] { return flushesWritten != seen; });
+        i = static_cast<size_t>(-1);  // look them all up again: the flush removed its nodes
+        continue;
+      }
+      nodes.push_back(&*it);
+      if (inserted) added.push_back(&*it);
+    }
+  }
 
   // 2. Decide and encode, without `mutex`: readers see the entries as they were until step 4.
   struct Staged {

@@ -7,7 +7,12 @@
 // does (a flush can never delete a record that a concurrent enqueue just replaced), and only its
 // holder mutates state. `mutex` guards memory against readers (flush picking entries, pending(),
 // pendingWrite()); it is taken briefly and never held across I/O. A holder of `logMutex` may read
-// state without `mutex`: nobody else writes it. Order: flushMutex, logMutex, mutex.
+// state without `mutex`: nobody else writes it, except for one exception. A flush into the log's
+// own store decides under `logMutex`, marks its entries `flushing`, and writes (store write and
+// record removal in one batch) with no lock held, so enqueues are not stalled by it; an enqueue
+// that meets a `flushing` key waits (`flushWritten`) until that write is done, so its record lands
+// after the removal. The flush then removes its entries under `mutex` alone; they are nodes no
+// enqueue holds. Order: flushMutex, logMutex, mutex.
 //
 // Memory layout, chosen for the enqueue path (one hash lookup and one encoded record per write):
 // `entries` is keyed by the log key; an entry keeps the record exactly as logged (value at its
@@ -22,6 +27,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <condition_variable>
 #include <deque>
 #include <limits>
 #include <memory>
@@ -49,6 +55,7 @@ struct PendingEntry {
   uint32_t attempts = 0;    // failed writes since the key was last written
   uint64_t slot = NO_SLOT;  // absolute index in `fifo`, or NO_SLOT when in `scheduled`
   size_t staged = 0;        // enqueue in progress: 1 + index of the write about to replace this
+  bool flushing = false;    // a flush into the log's own store is writing it (see State)
 
   std::optional<std::string_view> value() const {
     if (erase) return std::nullopt;
@@ -81,6 +88,8 @@ struct WriteBehindQueue::State {
   std::mutex flushMutex;  // one flush at a time; taken before `logMutex`
   std::mutex logMutex;
   mutable std::mutex mutex;
+  std::condition_variable flushWritten;                   // with `mutex`: `flushing` marks were cleared
+  uint64_t flushesWritten = 0;                            // bumped (under `mutex`) each time they are
   std::unordered_map<std::string, PendingEntry> entries;  // by log key (pendingPrefix | entry key)
   struct Slot {
     int64_t dueMs = 0;
