@@ -101,7 +101,8 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
                                               "write-batch-size",
                                               "write-max-attempts",
                                               "write-retry-backoff",
-                                              "write-max-retry-backoff"};
+                                              "write-max-retry-backoff",
+                                              "write-behind-sync"};
   for (auto& [k, _] : t) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
@@ -136,6 +137,11 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
   readInt(t, "write-max-attempts", prefix, &m->writeMaxAttempts);
   readDuration(t, "write-retry-backoff", prefix, &m->writeRetryBackoffMs);
   readDuration(t, "write-max-retry-backoff", prefix, &m->writeMaxRetryBackoffMs);
+  if (auto sync = t.get("write-behind-sync")) {
+    auto v = sync->value<bool>();
+    if (!v) throw ConfigError(prefix + "write-behind-sync: expected true or false");
+    m->writeBehindSync = *v;
+  }
 }
 
 void readTopic(const toml::table& t, const std::string& prefix, TopicOptions* o) {

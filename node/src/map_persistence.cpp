@@ -149,7 +149,11 @@ uint64_t MapPersistence::restoreQueued(const std::function<MapRecords*(const std
 
 kj::Promise<void> MapPersistence::commit() {
   if (pending_.empty()) return kj::READY_NOW;
-  for (auto& w : pending_) next_.writes.push_back(std::move(w));
+  if (next_.writes.empty()) {
+    next_.writes.swap(pending_);
+  } else {
+    for (auto& w : pending_) next_.writes.push_back(std::move(w));
+  }
   pending_.clear();
   auto paf = kj::newPromiseAndFulfiller<void>();
   next_.waiters.push_back(kj::mv(paf.fulfiller));

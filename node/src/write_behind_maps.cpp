@@ -1,6 +1,8 @@
 // The member's write-behind queues; see write_behind_maps.h.
 #include "write_behind_maps.h"
 
+#include <algorithm>
+
 #include "member_log.h"
 
 namespace shoal::node {
@@ -19,6 +21,7 @@ persistence::WriteBehindOptions writeBehindOptionsFor(const NodeOptions& options
     o.maxAttempts = m.writeMaxAttempts;
     o.initialBackoffMs = m.writeRetryBackoffMs;
     o.maxBackoffMs = m.writeMaxRetryBackoffMs;
+    o.sync = m.writeBehindSync;
   }
   return o;
 }
@@ -64,6 +67,16 @@ std::vector<persistence::WriteBehindQueue*> WriteBehindMaps::all() const {
 }
 
 persistence::StoreResult<void> WriteBehindMaps::enqueue(std::span<const persistence::StoreWrite> writes) {
+  if (writes.empty()) return {};
+  bool oneMap = std::all_of(writes.begin(), writes.end(),
+                            [&](const persistence::StoreWrite& w) { return w.map == writes.front().map; });
+  if (oneMap) {  // the common case: no regrouping, no copies
+    auto queue = queueFor(std::string(writes.front().map));
+    if (!queue) return queue.error();
+    auto queued = (*queue)->enqueueMany(writes);
+    if (!queued) return queued.error();
+    return {};
+  }
   // Queues are independent: only the order within one map matters, and it is kept.
   std::map<std::string_view, std::vector<persistence::StoreWrite>> byMap;
   for (const auto& w : writes) byMap[w.map].push_back(w);

@@ -166,11 +166,14 @@ void BM_Persistence_Load(benchmark::State& state) {
 }
 BENCHMARK(BM_Persistence_Load);
 
-// Write-behind enqueue: one fsync per enqueue, or one per enqueueMany of 100.
+// Write-behind enqueue, one or 100 per enqueueMany; sync 1: one fsync per enqueueMany, 0: into the
+// WAL unsynced (the default).
 void BM_Persistence_Enqueue(benchmark::State& state) {
   BenchStore bench("enqueue", true);
   const size_t batchSize = static_cast<size_t>(state.range(0));
-  auto queue = WriteBehindQueue::open(*bench.store, *bench.store, {.name = "bench", .delayMs = 3'600'000});
+  const bool sync = state.range(1) != 0;
+  auto queue = WriteBehindQueue::open(*bench.store, *bench.store,
+                                      {.name = "bench", .delayMs = 3'600'000, .sync = sync});
   if (!queue) throw std::runtime_error(queue.error().toString());
   std::mt19937_64 rng(5);
   std::string value = randomValue(rng);
@@ -188,7 +191,10 @@ void BM_Persistence_Enqueue(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(i));
   queue->reset();
 }
-BENCHMARK(BM_Persistence_Enqueue)->ArgName("batch")->Arg(1)->Arg(100)->UseRealTime();
+BENCHMARK(BM_Persistence_Enqueue)
+    ->ArgNames({"batch", "sync"})
+    ->ArgsProduct({{1, 100}, {1, 0}})
+    ->UseRealTime();
 
 // Restart recovery: open a data directory of 1M entries and read every partition with forEach.
 void BM_Persistence_Recover1M(benchmark::State& state) {

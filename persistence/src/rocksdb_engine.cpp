@@ -74,6 +74,8 @@ StoreResult<void> RocksDbStore::Impl::openDb(bool fresh) {
   entryFamily.memtable_factory.reset(new rocksdb::VectorRepFactory());
   rocksdb::ColumnFamilyOptions queueFamily(opts);
   queueFamily.memtable_factory.reset(new rocksdb::VectorRepFactory());
+  // Its files hold mostly tombstones of flushed records and short-lived values: not worth compressing.
+  queueFamily.compression = rocksdb::kNoCompression;
   opts.allow_concurrent_memtable_write = false;  // required by the vector memtable
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, entryFamily},
                                                            {QUEUE_COLUMN_FAMILY, queueFamily}};

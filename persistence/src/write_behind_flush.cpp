@@ -1,6 +1,9 @@
-// Write-behind flushing: picks due entries, writes them to the target in batches outside the lock,
-// isolates the failing entries of a failed batch, backs them off, and dead-letters the ones that
-// ran out of attempts. Log records are removed only for the exact write (seq) the target took.
+// Write-behind flushing: picks due entries, writes them to the target in batches outside the
+// locks, isolates the failing entries of a failed batch, backs them off, and dead-letters the ones
+// that ran out of attempts. Log records are removed only for the exact write (seq) the target
+// took. When the target is the log's own store, an entry's store write and the removal of its log
+// record are one atomic, unsynced batch: the WAL keeps them in order, so after any crash either
+// both are there or the record is (and the entry is written again).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,51 +21,58 @@ int64_t WriteBehindQueue::State::backoffMs(uint32_t attempts) const {
 
 int64_t WriteBehindQueue::State::minBackoffPendingMs() const {
   std::lock_guard lock(mutex);
+  if (visible > retrying) return 0;  // some entry is not backing off
   int64_t wait = 0;
-  for (const auto& [entryKey, entry] : entries) {
-    if (entry.attempts == 0) return 0;
-    wait = wait == 0 ? backoffMs(entry.attempts) : std::min(wait, backoffMs(entry.attempts));
+  for (const auto& [due, node] : scheduled) {
+    int64_t w = backoffMs(node->second.attempts);
+    wait = wait == 0 ? w : std::min(wait, w);
   }
   return wait;
 }
 
-std::vector<std::string> WriteBehindQueue::State::dueKeys(int64_t nowMs, Pick pick) const {
+std::vector<EntryNode*> WriteBehindQueue::State::dueEntries(int64_t nowMs, Pick pick) const {
   std::lock_guard lock(mutex);
-  std::vector<std::string> keys;
-  if (pick == Pick::EVERYTHING) {
-    for (const auto& [due, entryKey] : byDue) keys.push_back(entryKey);
-    return keys;
-  }
+  if (pick == Pick::EVERYTHING) return ordered();
+  std::vector<EntryNode*> out;
   if (pick == Pick::SKIP_DELAY) {
-    for (const auto& [due, entryKey] : byDue) {
-      if (due.first <= nowMs || entries.at(entryKey).attempts == 0) keys.push_back(entryKey);
+    for (EntryNode* node : ordered()) {
+      if (node->second.dueMs <= nowMs || node->second.attempts == 0) out.push_back(node);
     }
-    return keys;
+    return out;
   }
   // Entries still in their first delay may go early, but only as whole batches. Counted without
   // visiting them: the queue may hold millions and this runs every tick.
-  auto it = byDue.begin();
   uint64_t dueFresh = 0;  // due entries not backing off
-  for (; it != byDue.end() && it->first.first <= nowMs; ++it) {
-    keys.push_back(it->second);
-    dueFresh += entries.at(it->second).attempts == 0;
+  auto s = scheduled.begin();
+  for (; s != scheduled.end() && s->first <= nowMs; ++s) {
+    out.push_back(s->second);
+    dueFresh += s->second->second.attempts == 0;
   }
-  uint64_t waiting = entries.size() - retrying - dueFresh;
+  size_t i = 0;
+  for (; i < fifo.size() && fifo[i].dueMs <= nowMs; ++i) {
+    if (fifo[i].node == nullptr) continue;
+    out.push_back(fifo[i].node);
+    ++dueFresh;
+  }
+  uint64_t waiting = visible - retrying - dueFresh;
   uint64_t early = waiting / options.batchSize * options.batchSize;
-  for (; it != byDue.end() && early > 0; ++it) {
-    if (entries.at(it->second).attempts == 0) {
-      keys.push_back(it->second);
-      --early;
-    }
+  for (; i < fifo.size() && early > 0; ++i) {
+    if (fifo[i].node == nullptr) continue;
+    out.push_back(fifo[i].node);
+    --early;
   }
-  return keys;
+  for (; s != scheduled.end() && early > 0; ++s) {
+    if (s->second->second.attempts > 0) continue;
+    out.push_back(s->second);
+    --early;
+  }
+  return out;
 }
 
 void WriteBehindQueue::State::writeToTarget(std::vector<FlushItem>& items) {
-  auto writeOf = [](const FlushItem& item) {
-    const PendingEntry& e = item.entry;
-    return StoreWrite{e.map, e.partition, e.key,
-                      e.value ? std::optional<std::string_view>(*e.value) : std::nullopt, e.meta};
+  auto writeOf = [this](const FlushItem& item) {
+    codec::DecodedKey k = decoded(*item.node);
+    return StoreWrite{k.map, k.partition, k.key, item.value, item.meta};
   };
   std::vector<StoreWrite> batch;
   batch.reserve(items.size());
@@ -90,49 +100,123 @@ void WriteBehindQueue::State::writeToTarget(std::vector<FlushItem>& items) {
 
 StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& items, FlushReport& report) {
   writeToTarget(items);
+  std::lock_guard order(logMutex);
+  return settle(items, report, rocksdb::WriteBatch());
+}
 
-  std::lock_guard lock(mutex);
+StoreResult<void> WriteBehindQueue::State::flushIntoLog(std::vector<FlushItem>& items, FlushReport& report) {
+  std::unique_lock order(logMutex);
+  // A newer write of a key replaced the picked one: that one is written instead, later.
+  std::erase_if(items, [](const FlushItem& item) { return item.node->second.seq != item.seq; });
+  if (items.empty()) return {};
+  std::vector<std::string> deadToo;  // dead letters older than the writes now stored
+  for (const FlushItem& item : items) {
+    std::string_view entryKey = entryKeyOf(*item.node);
+    if (!deadKeys.empty() && deadKeys.contains(std::string(entryKey))) deadToo.emplace_back(entryKey);
+  }
+  std::vector<std::string> obsolete(obsoleteDead.begin(), obsoleteDead.end());
+  {
+    std::lock_guard lock(mutex);
+    for (FlushItem& item : items) item.node->second.flushing = true;
+  }
+  order.unlock();  // from here enqueues of other keys go on; these keys' wait for the write
+
+  uint64_t bytes = 4096;
+  for (const FlushItem& item : items) {
+    bytes += 2 * item.node->first.size() + codec::VALUE_HEADER_BYTES + (item.value ? item.value->size() : 0);
+  }
+  std::optional<StoreError> failed = log.admitWrite(bytes);
+  if (!failed) {
+    auto db = log.access();
+    if (!db) {
+      failed = db.error();
+    } else {
+      rocksdb::WriteBatch batch;
+      for (const FlushItem& item : items) {
+        std::string_view entryKey = entryKeyOf(*item.node);
+        rocksdb::Status status =
+            item.value ? batch.Put(db->data, entryKey, codec::encodeValue(item.meta, *item.value))
+                       : batch.Delete(db->data, entryKey);
+        if (status.ok()) status = batch.Delete(db->queue, item.node->first);
+        if (!status.ok()) {
+          failed = log.failure(status, "build write-behind batch");
+          break;
+        }
+      }
+      for (const std::string& entryKey : deadToo) batch.Delete(db->queue, deadPrefix + entryKey);
+      for (const std::string& entryKey : obsolete) batch.Delete(db->queue, deadPrefix + entryKey);
+      if (!failed) {
+        auto written = log.apply(*db, rocksdb::WriteOptions(), batch, "write-behind flush into the store");
+        if (!written) failed = written.error();
+      }
+    }
+  }
+  {
+    std::lock_guard lock(mutex);
+    if (!failed) {
+      for (FlushItem& item : items) remove(*item.node);
+      for (const std::string& entryKey : deadToo) deadKeys.erase(entryKey);
+      for (const std::string& entryKey : obsolete) obsoleteDead.erase(entryKey);
+      report.written += items.size();
+    } else {
+      for (FlushItem& item : items) item.node->second.flushing = false;
+    }
+    ++flushesWritten;
+  }
+  flushWritten.notify_all();
+  if (!failed) return {};
+  // Nothing was written: each entry failed as the batch did.
+  for (FlushItem& item : items) item.error = *failed;
+  order.lock();
+  return settle(items, report, rocksdb::WriteBatch());
+}
+
+StoreResult<void> WriteBehindQueue::State::settle(std::vector<FlushItem>& items, FlushReport& report,
+                                                  rocksdb::WriteBatch cleanup) {
   const int64_t now = clock();
   // Bookkeeping may use part of the disk reserve: without it a full disk would make the queue
   // write the same entries to the target over and over.
   uint64_t bytes = 4096;
-  for (const FlushItem& item : items)
-    bytes += 128 + item.entryKey.size() + (item.error ? item.entry.key.size() : 0);
+  for (const FlushItem& item : items) bytes += 128 + 2 * item.node->first.size();
   auto refused = log.admitWrite(bytes, true);
   auto db = refused ? StoreResult<DbAccess>(*refused) : log.access();
-  rocksdb::WriteBatch cleanup;  // not synced: losing it only means writing an entry again
-  rocksdb::WriteBatch dead;     // synced: moves entries out of the pending log
+  rocksdb::WriteBatch dead;  // synced: moves entries out of the pending log
   std::vector<FlushItem*> dying;
-  for (FlushItem& item : items) {
-    auto found = entries.find(item.entryKey);
-    bool same = found != entries.end() && found->second.seq == item.entry.seq;
-    if (!item.error) {
-      ++report.written;
-      if (same) {
-        if (db) cleanup.Delete(db->queue, pendingPrefix + item.entryKey);
-        remove(item.entryKey);
-      } else if (found != entries.end()) {
-        setAttempts(found->second, 0);  // a newer write is pending; the key itself is writable
+  {
+    std::lock_guard lock(mutex);
+    for (FlushItem& item : items) {
+      EntryNode& node = *item.node;
+      PendingEntry& entry = node.second;
+      bool same = entry.seq == item.seq;
+      std::string_view entryKey = entryKeyOf(node);
+      if (!item.error) {
+        ++report.written;
+        auto deadKey = deadKeys.find(std::string(entryKey));
+        if (deadKey != deadKeys.end()) {  // older than the target's copy now
+          obsoleteDead.insert(*deadKey);
+          deadKeys.erase(deadKey);
+        }
+        if (same) {
+          if (db) cleanup.Delete(db->queue, node.first);
+          remove(node);
+        } else {
+          setAttempts(entry, 0);  // a newer write is pending; the key itself is writable
+        }
+        continue;
       }
-      if (deadKeys.erase(item.entryKey) > 0) obsoleteDead.insert(item.entryKey);  // older than the target's
-      continue;
+      if (!same) continue;  // a newer write of the key replaced this one; it will be tried
+      setAttempts(entry, entry.attempts + 1);
+      if (entry.attempts < options.maxAttempts || !db) {
+        ++report.failedAttempts;
+        reschedule(node, now + backoffMs(entry.attempts));
+        spdlog::debug("write-behind '{}': attempt {} for a key of map '{}' failed: {}", options.name,
+                      entry.attempts, decoded(node).map, item.error->toString());
+        continue;
+      }
+      dead.Delete(db->queue, node.first);
+      dead.Put(db->queue, deadPrefix + std::string(entryKey), deadRecordOf(entry, now, *item.error));
+      dying.push_back(&item);
     }
-    if (!same) continue;  // a newer write of the key replaced this one; it will be tried
-    PendingEntry& entry = found->second;
-    setAttempts(entry, entry.attempts + 1);
-    if (entry.attempts < options.maxAttempts || !db) {
-      ++report.failedAttempts;
-      reschedule(item.entryKey, entry, now + backoffMs(entry.attempts));
-      spdlog::debug("write-behind '{}': attempt {} for a key of map '{}' failed: {}", options.name,
-                    entry.attempts, entry.map, item.error->toString());
-      continue;
-    }
-    wblog::LogRecord record = recordOf(entry);
-    record.deadAtMs = now;
-    record.lastError = *item.error;
-    dead.Delete(db->queue, pendingPrefix + item.entryKey);
-    dead.Put(db->queue, deadPrefix + item.entryKey, wblog::encodeRecord(record));
-    dying.push_back(&item);
   }
   if (!db) {  // written entries stay in the log and are written again after a restart
     spdlog::warn("write-behind '{}': cannot update its log: {}", options.name, db.error().toString());
@@ -141,44 +225,50 @@ StoreResult<void> WriteBehindQueue::State::flushBatch(std::vector<FlushItem>& it
   for (const std::string& entryKey : obsoleteDead) cleanup.Delete(db->queue, deadPrefix + entryKey);
   if (cleanup.Count() > 0) {
     auto cleaned = log.apply(*db, rocksdb::WriteOptions(), cleanup, "remove flushed write-behind records");
-    if (cleaned) obsoleteDead.clear();
-    if (!cleaned) {
+    if (cleaned) {
+      std::lock_guard lock(mutex);
+      obsoleteDead.clear();
+    } else {
       spdlog::warn("write-behind '{}': {} (the entries will be written again after a restart)", options.name,
                    cleaned.error().toString());
     }
   }
   if (dying.empty()) return {};
   auto moved = log.apply(*db, log.syncedWrite, dead, "dead-letter write-behind entries");
+  std::lock_guard lock(mutex);
   for (FlushItem* item : dying) {
-    PendingEntry& entry = entries.at(item->entryKey);
+    EntryNode& node = *item->node;
+    PendingEntry& entry = node.second;
     if (!moved) {  // still pending: try again later rather than lose it
-      reschedule(item->entryKey, entry, now + options.maxBackoffMs);
+      reschedule(node, now + options.maxBackoffMs);
       continue;
     }
+    codec::DecodedKey k = decoded(node);
     spdlog::error("write-behind '{}': gave up on a key of map '{}' partition {} after {} attempts: {}",
-                  options.name, entry.map, entry.partition, entry.attempts, item->error->toString());
-    report.deadLettered.push_back({entry.map, entry.partition, entry.key, entry.attempts, *item->error});
-    deadKeys.insert(item->entryKey);
-    remove(item->entryKey);
+                  options.name, k.map, k.partition, entry.attempts, item->error->toString());
+    report.deadLettered.push_back(
+        {std::string(k.map), k.partition, std::string(k.key), entry.attempts, *item->error});
+    deadKeys.emplace(entryKeyOf(node));
+    remove(node);
   }
   if (!moved) return moved.error();
   return {};
 }
 
-StoreResult<void> WriteBehindQueue::State::flushKeys(const std::vector<std::string>& keys,
-                                                     FlushReport& report) {
-  for (size_t start = 0; start < keys.size(); start += options.batchSize) {
+StoreResult<void> WriteBehindQueue::State::flushEntries(const std::vector<EntryNode*>& nodes,
+                                                        FlushReport& report) {
+  for (size_t start = 0; start < nodes.size(); start += options.batchSize) {
     std::vector<FlushItem> items;
     {
       std::lock_guard lock(mutex);
-      size_t end = std::min(keys.size(), start + options.batchSize);
+      size_t end = std::min(nodes.size(), start + options.batchSize);
+      items.reserve(end - start);
       for (size_t i = start; i < end; ++i) {
-        auto found = entries.find(keys[i]);
-        if (found != entries.end()) items.push_back({keys[i], found->second, std::nullopt});
+        const PendingEntry& e = nodes[i]->second;
+        items.push_back({nodes[i], e.seq, e.record, e.value(), e.meta, std::nullopt});
       }
     }
-    if (items.empty()) continue;
-    auto flushed = flushBatch(items, report);
+    auto flushed = targetIsLog ? flushIntoLog(items, report) : flushBatch(items, report);
     if (!flushed) return flushed;
   }
   return {};
@@ -187,7 +277,7 @@ StoreResult<void> WriteBehindQueue::State::flushKeys(const std::vector<std::stri
 StoreResult<FlushReport> WriteBehindQueue::flushDue() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
-  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::DUE), report);
+  auto flushed = state_->flushEntries(state_->dueEntries(state_->clock(), State::Pick::DUE), report);
   if (!flushed) return flushed.error();
   return report;
 }
@@ -195,7 +285,7 @@ StoreResult<FlushReport> WriteBehindQueue::flushDue() {
 StoreResult<FlushReport> WriteBehindQueue::flushNow() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
-  auto flushed = state_->flushKeys(state_->dueKeys(state_->clock(), State::Pick::SKIP_DELAY), report);
+  auto flushed = state_->flushEntries(state_->dueEntries(state_->clock(), State::Pick::SKIP_DELAY), report);
   if (!flushed) return flushed.error();
   return report;
 }
@@ -204,9 +294,9 @@ StoreResult<FlushReport> WriteBehindQueue::flush() {
   std::lock_guard flushing(state_->flushMutex);
   FlushReport report;
   while (true) {
-    std::vector<std::string> keys = state_->dueKeys(state_->clock(), State::Pick::EVERYTHING);
-    if (keys.empty()) return report;
-    auto flushed = state_->flushKeys(keys, report);
+    std::vector<EntryNode*> nodes = state_->dueEntries(state_->clock(), State::Pick::EVERYTHING);
+    if (nodes.empty()) return report;
+    auto flushed = state_->flushEntries(nodes, report);
     if (!flushed) return flushed.error();
     // What is left failed and waits out its backoff (real time: this call blocks anyway).
     if (int64_t wait = state_->minBackoffPendingMs(); wait > 0) {

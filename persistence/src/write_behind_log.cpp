@@ -7,7 +7,7 @@ namespace shoal::persistence::wblog {
 
 namespace {
 constexpr uint8_t RECORD_FORMAT = 1;
-constexpr size_t FIXED_BYTES = 1 + 1 + 8 + 8 + 1 + 8 + 8 + 4 + 8 + 1 + 4;
+constexpr size_t FIXED_BYTES = RECORD_FIXED_BYTES;
 }  // namespace
 
 std::string kindPrefix(std::string_view queueName, char kind) {
@@ -25,8 +25,12 @@ std::string logKey(std::string_view queueName, char kind, std::string_view entry
 }
 
 std::string encodeRecord(const LogRecord& r) {
+  return encodeRecord(r, r.value);
+}
+
+std::string encodeRecord(const LogRecord& r, std::string_view value) {
   std::string out;
-  out.reserve(FIXED_BYTES + r.lastError.message.size() + r.value.size());
+  out.reserve(FIXED_BYTES + r.lastError.message.size() + value.size());
   out.push_back(static_cast<char>(RECORD_FORMAT));
   out.push_back(static_cast<char>(r.erase ? 1 : 0));
   codec::putU64(out, r.seq);
@@ -39,7 +43,7 @@ std::string encodeRecord(const LogRecord& r) {
   out.push_back(static_cast<char>(r.lastError.code));
   codec::putU32(out, static_cast<uint32_t>(r.lastError.message.size()));
   out.append(r.lastError.message);
-  out.append(r.value);
+  out.append(value);
   return out;
 }
 

@@ -18,6 +18,7 @@ namespace shoal::persistence::wblog {
 
 inline constexpr char PENDING = 'P';
 inline constexpr char DEAD = 'D';
+inline constexpr size_t RECORD_FIXED_BYTES = 1 + 1 + 8 + 8 + 1 + 8 + 8 + 4 + 8 + 1 + 4;
 
 std::string kindPrefix(std::string_view queueName, char kind);
 std::string logKey(std::string_view queueName, char kind, std::string_view entryKey);
@@ -34,6 +35,12 @@ struct LogRecord {
 };
 
 std::string encodeRecord(const LogRecord& record);
+// The same with `value` instead of record.value (which is ignored): no copy of the value first.
+std::string encodeRecord(const LogRecord& record, std::string_view value);
+// Where the value starts in an encoded record (its fixed part and error message come first).
+inline size_t valueOffset(const LogRecord& record) {
+  return RECORD_FIXED_BYTES + record.lastError.message.size();
+}
 std::optional<LogRecord> decodeRecord(std::string_view bytes);
 
 }  // namespace shoal::persistence::wblog

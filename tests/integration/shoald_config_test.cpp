@@ -99,6 +99,7 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("[topics.orders]\noverload = \"reject\"\n", "topics.orders.overload");
   expectConfigRejected("[topics.orders]\ncapacity = 0\n", "topics.orders.capacity");
   expectConfigRejected("[topics.orders]\ndurable = true\n", "topics.orders.durable");
+  expectConfigRejected("[maps.orders]\nwrite-behind-sync = \"yes\"\n", "maps.orders.write-behind-sync");
   expectConfigRejected("name = \"unterminated\n", "line 1");  // TOML syntax error: file and line
 }
 

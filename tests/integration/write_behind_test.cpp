@@ -159,8 +159,13 @@ class SwitchableStore final : public sp::MapStore {
 
 TEST_CASE("write-behind: writes are acknowledged from the durable queue and reach the store after the delay",
           "[write-behind][integration]") {
+  // Not fsynced (the default) or fsynced before the acknowledgement: kill -9 loses nothing either way.
+  const bool sync = GENERATE(false, true);
+  INFO("write-behind-sync = " << sync);
   TempDir dir;
-  auto config = writeConfig(dir, "[maps.orders]\npersistence = \"write-behind\"\nwrite-delay = \"3s\"\n");
+  auto config =
+      writeConfig(dir, std::string("[maps.orders]\npersistence = \"write-behind\"\nwrite-delay = \"3s\"\n") +
+                           "write-behind-sync = " + (sync ? "true" : "false") + "\n");
   std::vector<std::string> args{"--data-dir", dir.sub("data"), "--config", config};
   {
     ShoaldProcess member(args);

@@ -1,5 +1,9 @@
 // WriteBehindQueue as the member uses it: enqueues and flushes concurrently on a thread pool, the
 // embedded store as the target, several queues in one store, partition hand-over, bad options.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
@@ -113,6 +117,114 @@ TEST_CASE("persistence: write-behind into the embedded store, beside other queue
   CHECK((*reopened)->pending() == 1);
   CHECK((*reopened)->listDeadLetters(10)->empty());
   reopened->reset();
+}
+
+TEST_CASE("persistence: write-behind into its own store under concurrent flushes ends with the last writes",
+          "[persistence][unit]") {
+  // The target is the log's store: a flush stores an entry and removes its record in one batch.
+  const uint64_t seed = shoal::persistence::test::testSeed("write-behind own store");
+  TempDir dir;
+  auto store = openLog(dir);
+  ManualClock clock;
+  for (bool sync : {false, true}) {
+    auto opened = WriteBehindQueue::open(
+        *store, *store, {.name = "own", .delayMs = 0, .batchSize = 8, .sync = sync}, clock.fn());
+    REQUIRE(opened.ok());
+    WriteBehindQueue& queue = **opened;
+    std::map<std::string, std::optional<std::string>> expected;
+    std::atomic<bool> writing{true};
+    std::atomic<bool> failed{false};
+    boost::asio::thread_pool pool(2);
+    boost::asio::post(pool, [&] {
+      std::mt19937_64 rng(seed + sync);
+      std::map<std::string, uint64_t> versions;
+      for (int op = 0; op < 600; ++op) {
+        std::vector<StoreWrite> group;          // a group commit, keys may repeat
+        std::vector<std::string> keys, values;  // what `group` views; reserved, so never moved
+        keys.reserve(4);
+        values.reserve(4);
+        for (int i = 0; i < 4; ++i) {
+          const std::string& key = keys.emplace_back("k" + std::to_string(rng() % 50));
+          std::optional<std::string_view> view;
+          if (rng() % 4 != 0) view = values.emplace_back("v" + std::to_string(op) + "." + std::to_string(i));
+          uint64_t version = view ? ++versions[key] : std::exchange(versions[key], 0);
+          expected[key] = view ? std::optional<std::string>(*view) : std::nullopt;
+          group.push_back({"m", 7, key, view, {version, 0, 0}});
+        }
+        auto outcome = queue.enqueueMany(group);
+        if (!outcome) failed = true;
+        if (outcome && std::count(outcome->begin(), outcome->end(), EnqueueOutcome::STALE) > 0) failed = true;
+      }
+      writing = false;
+    });
+    boost::asio::post(pool, [&] {
+      while (writing) {
+        if (!queue.flushDue().ok()) failed = true;
+      }
+    });
+    pool.join();
+    REQUIRE_FALSE(failed);
+    REQUIRE(queue.flush().ok());
+    CHECK(queue.pending() == 0);
+    for (const auto& [key, value] : expected) {
+      INFO("key " << key << " sync " << sync);
+      auto loaded = store->load("m", 7, key);
+      REQUIRE(loaded.ok());
+      CHECK((*loaded ? std::optional<std::string>((*loaded)->value) : std::nullopt) == value);
+    }
+    opened->reset();
+    auto reopened = WriteBehindQueue::open(*store, *store, {.name = "own"}, clock.fn());
+    REQUIRE(reopened.ok());
+    CHECK((*reopened)->pending() == 0);  // the removals were logged with the stores
+    reopened->reset();
+  }
+}
+
+TEST_CASE("persistence: write-behind into its own store loses nothing when the process dies mid-flush",
+          "[persistence][unit]") {
+  // Not fsynced (the default): what an enqueue returned for survives the death of the process.
+  TempDir dir;
+  ManualClock clock;
+  constexpr int KEYS = 300;
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // enqueue and flush, then die without any destructor or close
+    RocksDbStoreOptions options;
+    options.path = dir.sub("data");
+    options.partitionCount = 16;
+    auto store = RocksDbStore::open(options);
+    if (!store) ::_exit(2);
+    auto queue =
+        WriteBehindQueue::open(**store, **store, {.name = "own", .delayMs = 0, .batchSize = 7}, clock.fn());
+    if (!queue) ::_exit(3);
+    for (int round = 1; round <= 3; ++round) {
+      for (int i = 0; i < KEYS; ++i) {
+        std::string value = "r" + std::to_string(round);
+        if (!(*queue)
+                 ->enqueue({"m", uint32_t(i % 16), "k" + std::to_string(i), value, {uint64_t(round), 0, 0}})
+                 .ok())
+          ::_exit(4);
+        if (i % 50 == 0 && !(*queue)->flushDue().ok()) ::_exit(5);
+      }
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  auto store = openLog(dir);
+  auto queue = WriteBehindQueue::open(*store, *store, {.name = "own"}, clock.fn());
+  REQUIRE(queue.ok());
+  CHECK((*queue)->pending() > 0);  // it died with writes still queued
+  REQUIRE((*queue)->flush().ok());
+  for (int i = 0; i < KEYS; ++i) {
+    auto loaded = store->load("m", uint32_t(i % 16), "k" + std::to_string(i));
+    REQUIRE(loaded.ok());
+    REQUIRE(loaded->has_value());
+    CHECK((*loaded)->value == "r3");
+    CHECK((*loaded)->meta.version == 3);
+  }
+  queue->reset();
 }
 
 TEST_CASE("persistence: write-behind hands a partition's pending writes over", "[persistence][unit]") {

@@ -37,6 +37,9 @@ struct MapOptions {
   uint32_t writeMaxAttempts = 5;           // failed stores of a write before it becomes a dead letter, >= 1
   int64_t writeRetryBackoffMs = 500;       // wait after the first failure, doubled per failure, ms; >= 1
   int64_t writeMaxRetryBackoffMs = 60000;  // cap of that wait, ms; >= writeRetryBackoffMs
+  // false: a write is acknowledged once in the queue's WAL (survives kill -9, not a machine crash);
+  // true: once fsynced there (survives a power loss too, at the cost of an fsync per group commit).
+  bool writeBehindSync = false;
 };
 
 // What a publish does when a topic holds `capacity` messages.

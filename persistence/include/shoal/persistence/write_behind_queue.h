@@ -31,6 +31,9 @@ struct WriteBehindOptions {
   uint32_t maxAttempts = 5;        // failed writes of an entry before it becomes a dead letter, >= 1
   int64_t initialBackoffMs = 500;  // wait after the first failure, doubled after each further one, >= 1
   int64_t maxBackoffMs = 60'000;   // cap of that wait, >= initialBackoffMs
+  // false: an enqueue returns once its log record is in RocksDB's WAL (written to the OS, not
+  // fsynced): it survives a crash of the process, not of the machine. true: fsynced first.
+  bool sync = false;
 };
 
 enum class EnqueueOutcome {
