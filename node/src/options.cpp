@@ -71,8 +71,8 @@ void NodeOptions::validate() const {
           "cluster.initial-min-cluster-size", "must be 1..1000");
   require(cluster.minClusterSize <= 1000, "cluster.min-cluster-size", "must be 0..1000");
   require(cluster.fillChunkEntries >= 1, "cluster.fill-chunk-entries", "must be >= 1");
-  require(cluster.mergeProbeIntervalMs == 0 || cluster.mergeProbeIntervalMs >= 100, "cluster.merge-probe-interval",
-          "must be 0 (never merge) or >= 100 ms");
+  require(cluster.mergeProbeIntervalMs == 0 || cluster.mergeProbeIntervalMs >= 100,
+          "cluster.merge-probe-interval", "must be 0 (never merge) or >= 100 ms");
   static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool knownLevel = false;
   for (auto* l : LEVELS) knownLevel |= logLevel == l;
@@ -102,9 +102,10 @@ void NodeOptions::validate() const {
   }
   validateTopic(defaultTopic, "topic-defaults", *this);
   for (auto& [topicName, t] : topics) {
-    bool named = !topicName.empty() && topicName.size() <= 200 && topicName.find_first_of("{}") == std::string::npos &&
-                 topicName[0] != '$';
-    require(named, "topics." + topicName, "topic names are 1..200 bytes, without '{' or '}', not starting with '$'");
+    bool named = !topicName.empty() && topicName.size() <= 200 &&
+                 topicName.find_first_of("{}") == std::string::npos && topicName[0] != '$';
+    require(named, "topics." + topicName,
+            "topic names are 1..200 bytes, without '{' or '}', not starting with '$'");
     validateTopic(t, "topics." + topicName, *this);
   }
 }

@@ -308,8 +308,8 @@ TEST_CASE("cluster: pipelined Redis commands for keys on every member are answer
   }
   auto& member = cluster.member(1);
   auto port = member.respAddress().substr(member.respAddress().rfind(':') + 1);
-  auto r = runCommand(
-      {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + port + "; cat " + file + " >&3; timeout 10 cat <&3"});
+  auto r = runCommand({"/bin/bash", "-c",
+                       "exec 3<>/dev/tcp/127.0.0.1/" + port + "; cat " + file + " >&3; timeout 10 cat <&3"});
   std::remove(file.c_str());
   CHECK(r.out == expected);
   CHECK(r.exitCode == 0);  // QUIT closed the connection (timeout did not have to end cat)

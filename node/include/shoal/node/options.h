@@ -69,15 +69,15 @@ struct Limits {
 
 // How members find each other, replicate and detect failures.
 struct ClusterOptions {
-  std::string name = "shoal";          // cluster name; members of another cluster are refused
-  std::string zone = "";               // this member's zone; replicas prefer distinct zones
-  uint32_t backupCount = 1;            // synchronous backups per partition (0 .. 6)
-  uint32_t heartbeatIntervalMs = 200;  // how often members heartbeat each other (10 .. 10000)
-  uint32_t failureTimeoutMs = 1000;    // silence after which a member is declared dead (>= 2 heartbeats)
-  uint32_t joinTimeoutMs = 3000;       // seeds unreachable this long: start a cluster alone
-  uint32_t initialMinClusterSize = 1;  // partitions are assigned once this many members joined
-  uint32_t minClusterSize = 0;         // quorum: a member hearing fewer members refuses writes; 0 = off
-  uint32_t fillChunkEntries = 2000;    // entries per message when copying a partition to a backup
+  std::string name = "shoal";            // cluster name; members of another cluster are refused
+  std::string zone = "";                 // this member's zone; replicas prefer distinct zones
+  uint32_t backupCount = 1;              // synchronous backups per partition (0 .. 6)
+  uint32_t heartbeatIntervalMs = 200;    // how often members heartbeat each other (10 .. 10000)
+  uint32_t failureTimeoutMs = 1000;      // silence after which a member is declared dead (>= 2 heartbeats)
+  uint32_t joinTimeoutMs = 3000;         // seeds unreachable this long: start a cluster alone
+  uint32_t initialMinClusterSize = 1;    // partitions are assigned once this many members joined
+  uint32_t minClusterSize = 0;           // quorum: a member hearing fewer members refuses writes; 0 = off
+  uint32_t fillChunkEntries = 2000;      // entries per message when copying a partition to a backup
   uint32_t mergeProbeIntervalMs = 1000;  // a coordinator looks for the other side of a healed
                                          // network partition this often; 0 = never merge
 };
