@@ -173,11 +173,10 @@ TEST_CASE("netpart: with min-cluster-size 2, an isolated member refuses writes w
   CHECK(majority->rawMap("q").get("before") == std::optional<std::string>("1"));
 }
 
-// Hidden ([.]) until fixed: it passed alone but failed once in the full suite on 2026-12-04 (the
-// views joined 0.5 s after the heal, yet none of the smaller side's 502 keys arrived within 20 s).
-// Run it with: build/tests/shoal_netpart_tests "[split-merge-heal]"
+// Under load this once lost the smaller side's keys: views the larger side published during the cut
+// reached m3 late and made it drop its data (Membership::onPublish now ignores other clusters' views).
 TEST_CASE("netpart: when the cut heals, the smaller side merges into the larger by version, then update time",
-          "[.][split-merge-heal][cluster][netns][fault]") {
+          "[split-merge-heal][cluster][netns][fault]") {
   if (auto why = NetnsNetwork::unsupportedReason()) {
     WARN("skipped: " << *why);
     return;
@@ -230,6 +229,9 @@ TEST_CASE("netpart: when the cut heals, the smaller side merges into the larger 
     std::this_thread::sleep_for(200ms);
   }
   INFO(missing.size() << " keys not merged, first: " << (missing.empty() ? "" : missing.front()));
+  if (!missing.empty()) {
+    for (size_t i = 0; i < 3; ++i) UNSCOPED_INFO("log of m" << i + 1 << ":\n" << cluster.member(i).log());
+  }
   CHECK(missing.empty());
   CHECK(m.get("k") == std::optional<std::string>("larger"));
   CHECK(m.get("larger-only") == std::optional<std::string>("1"));

@@ -248,7 +248,13 @@ kj::Promise<void> Membership::onHeartbeat(
 
 void Membership::onPublish(wire::ClusterView::Reader in) {
   if (in.getVersion() <= view_.version) return;
-  adopt(readView(in));
+  auto view = readView(in);
+  // Only views of this member's own cluster: ones whose coordinator it counts as a member. After a
+  // network partition heals, TCP delivers views the other side published during the cut; their
+  // versions say nothing about this side's, and adopting one would drop this side's data instead
+  // of merging it (split_merge.h). A member joining (no view yet) takes the view its join returns.
+  if (view.members.empty() || !view_.find(view.members[0].id)) return;
+  adopt(std::move(view));
 }
 
 void Membership::adopt(View view) {
