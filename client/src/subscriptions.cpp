@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
+#include <mutex>
 
 #include "shoal/wire_error_code.h"
 #include "wire_conversion.h"
@@ -21,12 +23,23 @@ constexpr auto POSITION_DEADLINE = std::chrono::milliseconds(1500);
 // (a cut-off must not be resumed automatically), is queued behind the message batches still with
 // the event thread. It is awaited this long after those ran; then the subscription is made again.
 constexpr auto ENDED_GRACE = std::chrono::milliseconds(1500);
+// Batches a subscription may have with the event thread before the member's next call waits: a
+// batch is acknowledged at once while fewer are queued, otherwise when the oldest of them has run.
+// The member sends at most 512 messages (1 MiB) per call, so this bounds what a slow handler
+// leaves queued in the client; beyond it the member stops pushing and, further behind, cuts off.
+constexpr uint32_t BATCHES_AHEAD = 4;
 
 // The handler and whether it may still be called; shared with the event thread.
 struct Callbacks {
   explicit Callbacks(TopicHandler h) : handler(std::move(h)) {}
   TopicHandler handler;
   std::atomic<bool> active{true};
+  // Batches posted to the event thread and not yet run, and the acknowledgements waiting for one
+  // of them to run (BATCHES_AHEAD): the event thread wakes the I/O thread only for those.
+  std::mutex mutex;
+  uint32_t queued = 0;
+  std::deque<kj::Own<kj::CrossThreadPromiseFulfiller<void>>> heldAcks;
+  Clock::time_point lastRun{};
 };
 
 // Failures after which subscribing again cannot help.
@@ -63,9 +76,7 @@ struct Subscriptions::Subscription {
   kj::Maybe<wire::TopicSubscription::Client> subscription;  // dropping it cancels at the owner
   uint64_t connectionId = 0;                                // the connection it was made through
   bool checking = false;                                    // a position() call is in flight
-  uint32_t deliveries = 0;  // this attempt's batches with the event thread (not yet acknowledged)
-  Clock::time_point lastDelivered{};
-  std::optional<Clock::time_point> endedSince;  // the owner said it ended; awaiting its onClosed
+  std::optional<Clock::time_point> endedSince;              // the owner said it ended; awaiting its onClosed
   bool everActive = false;
   std::optional<Error> lastProblem;
   kj::Own<kj::PromiseFulfiller<std::shared_ptr<const Error>>> started;  // add()'s promise, until resolved
@@ -244,7 +255,11 @@ void Subscriptions::restart(Subscription& s, const std::string& why) {
   s.subscription = nullptr;  // ends the old one at its owner, if that is still reachable
   s.state = Subscription::State::WAITING;
   s.checking = false;
-  s.deliveries = 0;
+  {
+    // The old attempt's subscriber is cancelled: its held calls need no answer.
+    std::lock_guard<std::mutex> lock(s.callbacks->mutex);
+    s.callbacks->heldAcks.clear();
+  }
   s.endedSince.reset();
   auto id = s.id;
   auto attempt = ++s.attempt;  // the old subscriber is not listened to from now on
@@ -341,11 +356,18 @@ void Subscriptions::onClosed(SubscriptionId id, uint64_t attempt, wire::Failure:
 
 kj::Promise<void> Subscriptions::deliver(Subscription& s, std::vector<Event> events) {
   if (events.empty()) return kj::READY_NOW;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
-  auto done = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<void>>>(kj::mv(paf.fulfiller));
+  auto& callbacks = *s.callbacks;
+  kj::Promise<void> acknowledged = kj::READY_NOW;
+  {
+    std::lock_guard<std::mutex> lock(callbacks.mutex);
+    if (++callbacks.queued > BATCHES_AHEAD) {
+      auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+      callbacks.heldAcks.push_back(kj::mv(paf.fulfiller));
+      acknowledged = kj::mv(paf.promise);
+    }
+  }
   auto shared = std::make_shared<std::vector<Event>>(std::move(events));
-  s.deliveries++;
-  host_.postEvent([callbacks = s.callbacks, topic = s.topic, shared, done] {
+  host_.postEvent([callbacks = s.callbacks, topic = s.topic, shared] {
     auto& h = callbacks->handler;
     for (auto& e : *shared) {
       if (!callbacks->active) break;
@@ -359,15 +381,19 @@ kj::Promise<void> Subscriptions::deliver(Subscription& s, std::vector<Event> eve
         // A throwing handler must not stop the next message or the client.
       }
     }
-    (*done)->fulfill();  // acknowledges the batch to the member: the next one may come
-  });
-  return paf.promise.then([self = self_, id = s.id, attempt = s.attempt]() {
-    if (*self == nullptr) return;
-    if (auto* s = (*self)->find(id, attempt)) {
-      s->deliveries--;
-      s->lastDelivered = Clock::now();
+    kj::Own<kj::CrossThreadPromiseFulfiller<void>> release;
+    {
+      std::lock_guard<std::mutex> lock(callbacks->mutex);
+      callbacks->queued--;
+      callbacks->lastRun = Clock::now();
+      if (!callbacks->heldAcks.empty()) {
+        release = kj::mv(callbacks->heldAcks.front());
+        callbacks->heldAcks.pop_front();
+      }
     }
+    if (release) release->fulfill();  // acknowledges a held batch to the member: the next may come
   });
+  return acknowledged;
 }
 
 kj::Promise<void> Subscriptions::positionLoop() {
@@ -383,7 +409,14 @@ void Subscriptions::checkPositions() {
   for (auto& [id, s] : subscriptions_) {
     if (s->state != Subscription::State::ACTIVE || s->checking) continue;
     if (s->endedSince) {
-      if (s->deliveries == 0 && now - std::max(*s->endedSince, s->lastDelivered) > ENDED_GRACE) {
+      uint32_t queued;
+      Clock::time_point lastRun;
+      {
+        std::lock_guard<std::mutex> lock(s->callbacks->mutex);
+        queued = s->callbacks->queued;
+        lastRun = s->callbacks->lastRun;
+      }
+      if (queued == 0 && now - std::max(*s->endedSince, lastRun) > ENDED_GRACE) {
         silent.push_back(s.get());
       }
       continue;

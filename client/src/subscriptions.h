@@ -8,8 +8,9 @@
 // Invariants, per subscription: `next` is the sequence number after the last message handed to
 // the event thread; a message below it is dropped (never delivered twice), a jump past it is
 // reported as a gap (never a silent skip); only the current attempt's subscriber is listened to.
-// Delivery is flow-controlled: a batch is acknowledged to the member once the event thread ran
-// its callbacks, so a slow handler slows the owner's stream instead of filling the client's memory.
+// Delivery is flow-controlled: a batch is acknowledged to the member at once while at most a few
+// (BATCHES_AHEAD) wait for the event thread, and otherwise once the oldest of them ran its
+// callbacks, so a slow handler slows the owner's stream instead of filling the client's memory.
 #pragma once
 
 #include <kj/async.h>

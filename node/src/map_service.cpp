@@ -419,13 +419,24 @@ void MapService::applyPublish(partition::PartitionId p, wire::MapOp::Reader op,
     return;
   }
   topic::TopicLog log(records(ringName), p, topicName);
-  auto appended = log.append(topicOptions(topicName), message, clock_.nowMs());
+  auto pending = pendingTopics_.find(topicName);
+  if (pending == pendingTopics_.end()) {
+    pending = pendingTopics_.emplace(topicName, PendingTopicState{p, log.state()}).first;
+  }
+  auto appended = log.append(topicOptions(topicName), message, clock_.nowMs(), pending->second.state);
   if (appended.refused) {
     fail(result, wire::ErrorCode::OVERLOADED, "topic '" + topicName + "': " + *appended.refused);
     return;
   }
   result.setCount(appended.seq);
   if (publishHook_) publishHook_(topicName, appended.seq);
+}
+
+void MapService::flushTopicStates() {
+  for (auto& [name, pending] : pendingTopics_) {
+    topic::TopicLog(records(topic::mapNameOf(name)), pending.partition, name).saveState(pending.state);
+  }
+  pendingTopics_.clear();
 }
 
 void MapService::applyWrite(MapRecords& map, partition::PartitionId p, wire::MapOp::Reader op,

@@ -18,6 +18,7 @@
 #include "shoal/node/options.h"
 #include "shoal/partition/partitioner.h"
 #include "shoal/proto/shoal.capnp.h"
+#include "topic/topic_log.h"
 #include "write_dedupe.h"
 
 namespace shoal::node {
@@ -97,6 +98,11 @@ class MapService {
   }
   // Applies one operation; never throws for bad input (a failure result names the limit).
   void apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult::Builder result, const char* traceId);
+  // Writes the states of the topics published to since the last call, once each. Publishes keep
+  // a topic's state (next sequence number) here instead of writing it per message; call this
+  // after a batch's operations and before anything else may run on the shard (a suspension,
+  // the commit): between events no topic state is pending.
+  void flushTopicStates();
 
   MapRecords& records(const std::string& name);  // creates on first use
   MapRecords* findRecords(const std::string& name);
@@ -134,6 +140,11 @@ class MapService {
   std::function<bool()> replicationPending_;
   std::function<kj::Promise<void>()> replicationFlush_;
   uint64_t lowestPending_ = 0;  // of the batch being applied
+  struct PendingTopicState {
+    partition::PartitionId partition;
+    topic::TopicLog::State state;
+  };
+  std::unordered_map<std::string, PendingTopicState> pendingTopics_;  // by topic; see flushTopicStates
 };
 
 }  // namespace shoal::node

@@ -188,6 +188,7 @@ kj::Promise<void> MemberService::applyFrom(ExecuteContext context, Routing& rout
     if (routing.route[i] != Routing::Route::LOCAL) continue;
     if (maps_.needsLoad(ops[i])) {
       // Read-through: the entry may have been evicted from memory; load it, then go on in order.
+      maps_.flushTopicStates();
       return maps_.loadFor(ops[i]).then([this, context, &routing, i]() mutable {
         auto batch = context.getParams().getBatch();
         maps_.apply(batch.getOps()[i], batch.getClientId(), context.getResults().getResults()[i],
@@ -202,6 +203,7 @@ kj::Promise<void> MemberService::applyFrom(ExecuteContext context, Routing& rout
 
 kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& routing) {
   auto clientId = context.getParams().getBatch().getClientId();
+  maps_.flushTopicStates();  // before the changes go to the backups and the store
   // The backups apply the batch's changes while the store writes them; the reply waits for both.
   kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
   if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicateSoon();

@@ -149,10 +149,22 @@ kj::Promise<void> MemberService::listTopics(ListTopicsContext context) {
 void MemberService::notifyPublished(ExecuteContext context, const Routing& routing) {
   auto ops = context.getParams().getBatch().getOps();
   auto results = context.getResults().getResults();
+  // Once per topic with its newest sequence number: a call per message would push the batch's
+  // first message alone (the subscriber's one call in flight) and the rest after it returned.
+  std::vector<std::pair<std::string, uint64_t>> newest;
   for (uint32_t i = 0; i < ops.size(); ++i) {
     if (ops[i].which() != wire::MapOp::PUBLISH || !isLocal(routing, i) || !results[i].isCount()) continue;
-    topics_.committed(ops[i].getMap(), results[i].getCount());
+    auto map = ops[i].getMap();
+    std::string_view name(map.cStr(), map.size());
+    auto seq = results[i].getCount();
+    auto it = std::find_if(newest.begin(), newest.end(), [name](auto& t) { return t.first == name; });
+    if (it == newest.end()) {
+      newest.emplace_back(std::string(name), seq);
+    } else {
+      it->second = std::max(it->second, seq);
+    }
   }
+  for (auto& [topic, seq] : newest) topics_.committed(topic, seq);
 }
 
 }  // namespace shoal::node

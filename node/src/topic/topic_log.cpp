@@ -115,8 +115,7 @@ void TopicLog::saveState(const State& state) {
 }
 
 TopicLog::Appended TopicLog::append(const TopicOptions& options, wire::PublishMessage::Reader message,
-                                    int64_t nowMs) {
-  auto s = state();
+                                    int64_t nowMs, State& s) {
   // Messages that expired (retention) leave the ring from the oldest end; without a retention only
   // this function removes them, so `first` is exact.
   if (options.retentionMs > 0) {
@@ -147,7 +146,6 @@ TopicLog::Appended TopicLog::append(const TopicOptions& options, wire::PublishMe
   uint64_t seq = s.next++;
   ring_.write(partition_, messageKey(seq), WriteSpec{encoded, options.retentionMs, 0}, WriteMode::ALWAYS,
               nullptr);
-  saveState(s);
   return {seq, std::nullopt};
 }
 

@@ -2,6 +2,9 @@
 // topic's name, so replication, partition copies, failover and persistence treat it like map data:
 //   key "{NAME}"             -> the topic's state: next sequence number, oldest one possibly held
 //   key "{NAME}" + seq (8 B) -> one message (publish time, key, headers, value)
+// The state record is written once per batch of publishes (MapService::flushTopicStates), after
+// the batch's messages and before it is replicated or stored, so a backup or a restart sees a
+// state that covers every message it holds.
 // The `{NAME}` hash tag puts every key on the partition of NAME. Messages carry the topic's
 // retention as their TTL; the oldest is removed when the ring holds `capacity`. Shard thread only.
 #pragma once
@@ -38,12 +41,17 @@ class TopicLog {
   uint64_t last() { return state().next - 1; }  // the newest sequence number (0: none yet)
 
   // Appends a message published now; returns its sequence number, or why it was refused
-  // (overload = reject and the ring is full of messages younger than the retention).
+  // (overload = reject and the ring is full of messages younger than the retention). `state` is
+  // the topic's state (from state(), or as a previous append of the same batch left it) and is
+  // advanced here; the caller writes it back with saveState() before the batch is committed.
   struct Appended {
     uint64_t seq = 0;
     std::optional<std::string> refused;
   };
-  Appended append(const TopicOptions& options, wire::PublishMessage::Reader message, int64_t nowMs);
+  Appended append(const TopicOptions& options, wire::PublishMessage::Reader message, int64_t nowMs,
+                  State& state);
+  // Writes the state record (once per batch: through change capture like any record write).
+  void saveState(const State& state);
 
   // The encoded message `seq`, when held.
   bool read(uint64_t seq, std::string* encoded);
@@ -53,7 +61,6 @@ class TopicLog {
 
  private:
   std::string messageKey(uint64_t seq) const;
-  void saveState(const State& state);
 
   MapRecords& ring_;
   PartitionId partition_;
