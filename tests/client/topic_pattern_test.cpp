@@ -154,7 +154,7 @@ TEST_CASE("topics: a pattern topic that is cut off reports onClosed and is not f
   };
   client->subscribePattern("cut.*", handler);
   // As in the single-topic cut-off test: enough that the subscriber ends up over 10000 behind.
-  constexpr int TOTAL = 12'000;
+  constexpr int TOTAL = 16'000;
   std::vector<shoal::OutgoingMessage> big;
   for (int i = 0; i < TOTAL; ++i) big.push_back({std::to_string(i) + std::string(4096, 'x'), {}, {}});
   a.publishAll(big);

@@ -170,9 +170,10 @@ TEST_CASE("topics: a subscriber that falls too far behind is cut off and can res
     onMessage(m);
   };
   fast.subscribe(handler);
-  // Large enough that the messages in flight (the connection's flow-control window, a few MiB)
-  // leave the subscriber more than 10000 behind.
-  constexpr int TOTAL = 12'000;
+  // Large enough that what the subscriber takes before it stops acknowledging leaves it more than
+  // 10000 behind: the client acknowledges up to 4 batches (<= 512 messages, 1 MiB each) ahead of
+  // its handler, and the connection's flow-control window holds a few MiB more.
+  constexpr int TOTAL = 16'000;
   std::vector<shoal::OutgoingMessage> big;
   for (int i = 0; i < TOTAL; ++i) big.push_back({std::to_string(i) + std::string(4096, 'x'), {}, {}});
   fast.publishAll(big);
