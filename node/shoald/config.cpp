@@ -235,6 +235,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     static const std::set<std::string> KNOWN_CLUSTER = {"name",
                                                         "zone",
                                                         "backup-count",
+                                                        "async-backup-count",
                                                         "heartbeat-interval",
                                                         "failure-timeout",
                                                         "join-timeout",
@@ -250,6 +251,7 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     readString(*cluster, "name", "cluster.", &c.name);
     readString(*cluster, "zone", "cluster.", &c.zone);
     readInt(*cluster, "backup-count", "cluster.", &c.backupCount);
+    readInt(*cluster, "async-backup-count", "cluster.", &c.asyncBackupCount);
     readInt(*cluster, "initial-min-cluster-size", "cluster.", &c.initialMinClusterSize);
     readInt(*cluster, "min-cluster-size", "cluster.", &c.minClusterSize);
     readInt(*cluster, "fill-chunk-entries", "cluster.", &c.fillChunkEntries);
@@ -291,7 +293,7 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
   CLI::App app{"shoald " SHOAL_VERSION ": a Shoal data grid member"};
   app.set_version_flag("--version", SHOAL_VERSION);
   std::string config, name, listen, seeds, dataDir, logLevel, resp, clusterName, zone;
-  std::optional<uint32_t> backupCount;
+  std::optional<uint32_t> backupCount, asyncBackupCount;
   app.add_option("--config", config, "TOML config file (every option of it documented in README)")
       ->envname("SHOAL_CONFIG");
   app.add_option("--name", name, "member name (default shoal-1)")->envname("SHOAL_NAME");
@@ -308,6 +310,9 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
       ->envname("SHOAL_ZONE");
   app.add_option("--backup-count", backupCount, "synchronous backups per partition, 0..6 (default 1)")
       ->envname("SHOAL_BACKUP_COUNT");
+  app.add_option("--async-backup-count", asyncBackupCount,
+                 "backups per partition after the synchronous ones, not waited for (default 0)")
+      ->envname("SHOAL_ASYNC_BACKUP_COUNT");
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error|off (default info)")
       ->envname("SHOAL_LOG_LEVEL");
   try {
@@ -329,6 +334,7 @@ int loadOptions(int argc, char** argv, NodeOptions* options) {
     if (!clusterName.empty()) options->cluster.name = clusterName;
     if (!zone.empty()) options->cluster.zone = zone;
     if (backupCount) options->cluster.backupCount = *backupCount;
+    if (asyncBackupCount) options->cluster.asyncBackupCount = *asyncBackupCount;
     options->validate();
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "shoald: invalid configuration: %s\n", e.what());

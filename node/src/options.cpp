@@ -1,6 +1,7 @@
 // NodeOptions::validate: one check per field, each error naming the field as the config file does.
 #include "shoal/node/options.h"
 
+#include <algorithm>
 #include <string>
 
 #include "shoal/error.h"
@@ -62,6 +63,10 @@ void NodeOptions::validate() const {
   require(cluster.zone.size() <= 128, "cluster.zone", "must be at most 128 characters");
   require(cluster.backupCount <= 6, "cluster.backup-count",
           std::to_string(cluster.backupCount) + " is outside 0..6");
+  require(cluster.asyncBackupCount <= 6 - std::min<uint32_t>(cluster.backupCount, 6),
+          "cluster.async-backup-count",
+          std::to_string(cluster.asyncBackupCount) + " with backup-count " +
+              std::to_string(cluster.backupCount) + " makes more than 6 backups per partition");
   require(cluster.heartbeatIntervalMs >= 10 && cluster.heartbeatIntervalMs <= 10'000,
           "cluster.heartbeat-interval", "must be 10..10000 ms");
   require(cluster.failureTimeoutMs >= 2 * cluster.heartbeatIntervalMs, "cluster.failure-timeout",

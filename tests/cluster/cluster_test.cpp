@@ -6,7 +6,9 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "cluster_support.h"
 #include "shoal/partition/partitioner.h"
@@ -179,6 +181,58 @@ TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced, and after SIGCONT i
   CHECK(writers.failures() == 0);
   CHECK_THAT(cluster.member(2).log(), Catch::Contains("joins again"));
   for (auto& m : info.members) CHECK(m.partitionsOwned > 0);
+}
+
+TEST_CASE("cluster: async backups are not waited for, and after kill -9 of a primary they hold its writes",
+          "[cluster][fault]") {
+  // A failure timeout of 3 s: a write waiting for a stopped backup would wait that long.
+  std::string config = "/tmp/shoal-async-" + std::to_string(getpid()) + ".toml";
+  {
+    FILE* f = fopen(config.c_str(), "w");
+    fputs("[cluster]\nfailure-timeout = \"3s\"\n", f);
+    fclose(f);
+  }
+  TestCluster cluster(3, {"--config", config, "--backup-count", "0", "--async-backup-count", "1"});
+  std::remove(config.c_str());
+  auto info = cluster.waitSettled(3);
+  std::map<uint64_t, size_t> indexOf;  // member id -> index
+  for (auto& m : info.members) indexOf[m.id] = std::stoul(m.name.substr(1)) - 1;
+  for (auto& p : info.partitions) REQUIRE(p.replicas.size() == 2);  // primary + 1 async backup
+
+  // With m3 stopped, writes to partitions m3 is the async backup of are answered at once.
+  shoal::partition::Partitioner partitioner(info.partitionCount);
+  std::vector<std::string> backedUpByM3;
+  for (int i = 0; backedUpByM3.size() < 100; ++i) {
+    auto key = "k-" + std::to_string(i);
+    auto& r = info.partitions[partitioner.partitionOf(key)].replicas;
+    if (indexOf[r[1]] == 2) backedUpByM3.push_back(key);
+  }
+  ::kill(cluster.member(2).pid(), SIGSTOP);
+  {
+    shoal::ClientOptions options;
+    options.servers = {cluster.member(0).address(), cluster.member(1).address()};
+    options.requestTimeout = 1500ms;  // half the failure timeout: a wait for m3 would fail
+    auto client = shoal::Client::connect(options);
+    auto m = client->rawMap("async");
+    for (auto& key : backedUpByM3) CHECK_NOTHROW(m.set(key, "while-m3-stopped"));
+  }
+  ::kill(cluster.member(2).pid(), SIGCONT);
+  info = cluster.waitSettled(3, 0, 30s);  // m3 may have been declared dead meanwhile and rejoined
+
+  // Writes reach the async backups soon after they are answered; a primary's kill -9 then loses none.
+  auto client = cluster.client();
+  auto m = client->rawMap("async");
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 0; i < 2000; ++i) entries.emplace_back("e-" + std::to_string(i), std::to_string(i));
+  m.putAll(entries);
+  std::this_thread::sleep_for(1s);
+  cluster.member(0).kill9();
+  cluster.waitSettled(2, 1, 30s);
+  auto reader = cluster.clientOf(1);
+  auto r = reader->rawMap("async");
+  size_t missing = 0;
+  for (auto& [k, v] : entries) missing += r.get(k) != std::optional<std::string>(v);
+  CHECK(missing == 0);
 }
 
 TEST_CASE("cluster: a retried write reaching the new primary after a failover is not applied twice",

@@ -75,6 +75,9 @@ TEST_CASE("shoald config: invalid flags exit 2 naming the option", "[integration
   expectRejected({"--listen", "127.0.0.1:0", "--seeds", "a:1,not-an-address"}, "seeds");
   expectRejected({"--listen", "127.0.0.1:0", "--config", "/nonexistent/shoald.toml"},
                  "/nonexistent/shoald.toml");
+  expectRejected({"--listen", "127.0.0.1:0", "--backup-count", "7"}, "cluster.backup-count");
+  expectRejected({"--listen", "127.0.0.1:0", "--backup-count", "4", "--async-backup-count", "3"},
+                 "cluster.async-backup-count");
 }
 
 TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[integration]") {
@@ -93,6 +96,7 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("[maps.x]\neviction = \"random\"\n", "maps.x.eviction");
   expectConfigRejected("[limits]\nmax-message-bytes = 1024\n", "limits.max-message-bytes");
   expectConfigRejected("[limits]\nmax-batch-ops = 0\n", "limits.max-batch-ops");
+  expectConfigRejected("[cluster]\nasync-backup-count = 7\n", "cluster.async-backup-count");
   expectConfigRejected("[limits]\nmax-key-bytes = -1\n", "limits.max-key-bytes");
   expectConfigRejected("[topics.orders]\nsize = 3\n", "topics.orders.size");
   expectConfigRejected("[topic-defaults]\noverload = \"drop\"\n", "topic-defaults.overload");

@@ -420,7 +420,8 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
     if (slots.empty()) {
       for (auto& m : next.members) slots.push_back({m.id, m.zone});  // everyone leaving: stay put
     }
-    auto target = partition::targetPlacement(options_.partitionCount, slots, options_.cluster.backupCount);
+    auto target = partition::targetPlacement(
+        options_.partitionCount, slots, options_.cluster.backupCount + options_.cluster.asyncBackupCount);
     next.table = partition::nextTable(from, target, alive);
   }
   bool tableChanged = next.table.partitions != view_.table.partitions;

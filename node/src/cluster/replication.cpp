@@ -130,12 +130,14 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
   auto& view = membership_.view();
   auto self = membership_.selfId();
   auto timeout = 2 * options_.cluster.failureTimeoutMs * kj::MILLISECONDS;
-  // Which partitions go to which backup: one call per backup carries them all.
-  std::map<MemberId, std::vector<partition::PartitionId>> byBackup;
+  // Which partitions go to which backup: one call per backup carries them all, or two when it is
+  // a synchronous backup of some and an asynchronous one of others (the second is not waited for).
+  std::map<std::pair<MemberId, bool>, std::vector<partition::PartitionId>> byBackup;  // (member, async)
   for (auto& [p, outgoing] : pending) {
     if (p >= view.table.partitions.size()) continue;
     auto& r = view.table.partitions[p];
-    for (auto m : r.replicas) {
+    for (size_t rank = 0; rank < r.replicas.size(); ++rank) {
+      auto m = r.replicas[rank];
       if (m == self) continue;
       if (r.isFilling(m)) {
         // Live writes reach a filling backup only after its copy began (the copy starts with
@@ -143,11 +145,14 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
         auto it = fills_.find({p, m});
         if (it == fills_.end() || !it->second.begun) continue;
       }
-      byBackup[m].push_back(p);
+      bool async = rank > options_.cluster.backupCount;  // the replicas after the primary's sync backups
+      byBackup[{m, async}].push_back(p);
     }
   }
   kj::Vector<kj::Promise<std::vector<partition::PartitionId>>> waits;
-  for (auto& [member, partitions] : byBackup) {
+  for (auto& [key, partitions] : byBackup) {
+    MemberId member = key.first;
+    bool async = key.second;
     auto* address = membership_.addressOf(member);
     if (!address) continue;
     auto request = links_.peer(*address).replicateRequest();
@@ -163,34 +168,41 @@ kj::Promise<std::set<partition::PartitionId>> Replication::replicate() {
       writeResults(parts[i].initDedupe(outgoing.results.size()), outgoing.results);
     }
     std::string to = *address;
-    waits.add(timer_.timeoutAfter(timeout, request.send())
-                  .then(
-                      [this, member, partitions](capnp::Response<wire::Peer::ReplicateResults>&& response) {
-                        std::vector<partition::PartitionId> stale;
-                        auto statuses = response.getStatuses();
-                        for (size_t i = 0; i < partitions.size() && i < statuses.size(); ++i) {
-                          auto p = partitions[i];
-                          if (statuses[i] == wire::ReplicateStatus::STALE) {
-                            stale.push_back(p);
-                          } else if (statuses[i] == wire::ReplicateStatus::GAP) {
-                            // It missed writes: send it a fresh copy.
-                            memberLog().info("backup {:x} of partition {} missed writes: copying it again",
-                                             member, p);
-                            auto& fill = fills_[{p, member}];
-                            if (fill.state != Fill::State::RUNNING) fill = Fill{};
-                          }
-                        }
-                        startQueuedFills();
-                        return stale;
-                      },
-                      [this, to](kj::Exception&& e) {
-                        // A dead or wedged backup does not hold the writes up for longer than the
-                        // timeout; the failure detector replaces it.
-                        memberLog().warn("backup at {} did not take writes: {}", to,
-                                         e.getDescription().cStr());
-                        links_.drop(to);
-                        return std::vector<partition::PartitionId>{};
-                      }));
+    auto sent =
+        timer_.timeoutAfter(timeout, request.send())
+            .then(
+                [this, member, partitions](capnp::Response<wire::Peer::ReplicateResults>&& response) {
+                  std::vector<partition::PartitionId> stale;
+                  auto statuses = response.getStatuses();
+                  for (size_t i = 0; i < partitions.size() && i < statuses.size(); ++i) {
+                    auto p = partitions[i];
+                    if (statuses[i] == wire::ReplicateStatus::STALE) {
+                      stale.push_back(p);
+                    } else if (statuses[i] == wire::ReplicateStatus::GAP) {
+                      // It missed writes: send it a fresh copy.
+                      memberLog().info("backup {:x} of partition {} missed writes: copying it again", member,
+                                       p);
+                      auto& fill = fills_[{p, member}];
+                      if (fill.state != Fill::State::RUNNING) fill = Fill{};
+                    }
+                  }
+                  startQueuedFills();
+                  return stale;
+                },
+                [this, to](kj::Exception&& e) {
+                  // A dead or wedged backup does not hold the writes up for longer than the
+                  // timeout; the failure detector replaces it.
+                  memberLog().warn("backup at {} did not take writes: {}", to, e.getDescription().cStr());
+                  links_.drop(to);
+                  return std::vector<partition::PartitionId>{};
+                });
+    if (async) {
+      // Acknowledged writes are not held up for it; a gap it reports is repaired by a copy, and a
+      // stale answer changes nothing here (the writes were answered; the new table takes over).
+      tasks_->add(sent.ignoreResult());
+    } else {
+      waits.add(kj::mv(sent));
+    }
   }
   return kj::joinPromises(waits.releaseAsArray())
       .then([](kj::Array<std::vector<partition::PartitionId>> results) {

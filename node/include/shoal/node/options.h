@@ -72,6 +72,7 @@ struct ClusterOptions {
   std::string name = "shoal";            // cluster name; members of another cluster are refused
   std::string zone = "";                 // this member's zone; replicas prefer distinct zones
   uint32_t backupCount = 1;              // synchronous backups per partition (0 .. 6)
+  uint32_t asyncBackupCount = 0;         // backups after those, not waited for (sync + async <= 6)
   uint32_t heartbeatIntervalMs = 200;    // how often members heartbeat each other (10 .. 10000)
   uint32_t failureTimeoutMs = 1000;      // silence after which a member is declared dead (>= 2 heartbeats)
   uint32_t joinTimeoutMs = 3000;         // seeds unreachable this long: start a cluster alone
