@@ -114,6 +114,8 @@ struct Batch {
                              # the member forgets dedupe results below it (0: not given)
   forwarded @5 :Bool;     # sent by a member on a client's behalf: answer from this member's own
                           # partitions only (wrongOwner for others), never forward again
+  readBackups @6 :Bool;   # reads (get, getEntry, containsKey) of maps with read-backup-data may
+                          # answer from this member's backup copy (set by the embedding API)
 }
 
 enum EventType {

@@ -102,7 +102,8 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
                                               "write-max-attempts",
                                               "write-retry-backoff",
                                               "write-max-retry-backoff",
-                                              "write-behind-sync"};
+                                              "write-behind-sync",
+                                              "read-backup-data"};
   for (auto& [k, _] : t) {
     if (!KNOWN.count(std::string(k.str())))
       throw ConfigError(prefix + std::string(k.str()) + ": unknown option");
@@ -141,6 +142,11 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
     auto v = sync->value<bool>();
     if (!v) throw ConfigError(prefix + "write-behind-sync: expected true or false");
     m->writeBehindSync = *v;
+  }
+  if (auto read = t.get("read-backup-data")) {
+    auto v = read->value<bool>();
+    if (!v) throw ConfigError(prefix + "read-backup-data: expected true or false");
+    m->readBackupData = *v;
   }
 }
 

@@ -105,6 +105,11 @@ MapConfig MapService::configFor(const std::string& name) const {
   return c;
 }
 
+bool MapService::readsBackupData(std::string_view name) const {
+  auto it = options_.maps.find(std::string(name));
+  return (it == options_.maps.end() ? options_.defaultMap : it->second).readBackupData;
+}
+
 MapPersistenceMode MapService::modeOf(const std::string& name) const {
   if (persistence_ == nullptr) return MapPersistenceMode::NONE;
   if (topic::isTopicMap(name)) {

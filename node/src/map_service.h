@@ -77,6 +77,7 @@ class MapService {
   bool isPersistent(const std::string& name) const { return modeOf(name) != MapPersistenceMode::NONE; }
   // How map `name` is persisted on this member (NONE when the member has no store).
   MapPersistenceMode modeOf(const std::string& name) const;
+  bool readsBackupData(std::string_view name) const;  // MapOptions::readBackupData
   // Resolves when every change applied so far is durable (at once without persistence); rejects
   // with a "shoal:store-failed:" failure when the store refused them.
   kj::Promise<void> commit();

@@ -86,6 +86,11 @@ bool isKeyless(wire::MapOp::Which which) {
   return which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR;
 }
 
+// Reads that a backup copy may answer (read-backup-data): they change nothing a primary replicates.
+bool isBackupRead(wire::MapOp::Which which) {
+  return which == wire::MapOp::GET || which == wire::MapOp::GET_ENTRY || which == wire::MapOp::CONTAINS_KEY;
+}
+
 }  // namespace
 
 kj::Promise<void> MemberService::execute(ExecuteContext context) {
@@ -156,6 +161,10 @@ kj::Promise<void> MemberService::execute(ExecuteContext context) {
     auto p = maps_.partitioner().partitionOf({reinterpret_cast<const char*>(key.begin()), key.size()});
     routing->partition[i] = p;
     if (membership.isPrimary(p)) continue;
+    if (batch.getReadBackups() && isBackupRead(op.which()) && membership.holdsCopy(p) &&
+        maps_.readsBackupData({op.getMap().cStr(), op.getMap().size()})) {
+      continue;  // read-backup-data: this member's backup copy answers (applied in sequence order)
+    }
     routing->route[i] = Routing::Route::ELSEWHERE;
     auto owner = view.table.primaryOf(p);
     auto* address = membership.addressOf(owner);

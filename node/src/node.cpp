@@ -34,6 +34,7 @@ class OneOp {
       auto request = member.executeRequest();
       auto batch = request.initBatch();
       batch.setTraceId("embedded");
+      batch.setReadBackups(true);  // honoured for maps with read-backup-data only
       batch.initOps(1).setWithCaveats(0, op_.asReader());
       return request.send().then([this](capnp::Response<wire::Member::ExecuteResults>&& response) {
         auto results = response.getResults();

@@ -74,12 +74,7 @@ TEST_CASE("cluster: a member of another cluster or partition count is refused, o
                               20000);
   CHECK(otherName.exitCode == 2);
   CHECK_THAT(otherName.err, Catch::Contains("cluster name 'green' differs from this cluster's 'blue'"));
-  std::string config = "/tmp/shoal-partitions-" + std::to_string(getpid()) + ".toml";
-  {
-    FILE* f = fopen(config.c_str(), "w");
-    fputs("partition-count = 7\n[cluster]\nname = \"blue\"\n", f);
-    fclose(f);
-  }
+  std::string config = shoal::test::writeTempFile("partition-count = 7\n[cluster]\nname = \"blue\"\n");
   auto otherCount = runCommand({ShoaldProcess::binary(), "--listen", "127.0.0.1:0", "--name", "odd",
                                 "--config", config, "--seeds", first.address()},
                                20000);
@@ -186,12 +181,7 @@ TEST_CASE("cluster: a stopped primary (SIGSTOP) is replaced, and after SIGCONT i
 TEST_CASE("cluster: async backups are not waited for, and after kill -9 of a primary they hold its writes",
           "[cluster][fault]") {
   // A failure timeout of 3 s: a write waiting for a stopped backup would wait that long.
-  std::string config = "/tmp/shoal-async-" + std::to_string(getpid()) + ".toml";
-  {
-    FILE* f = fopen(config.c_str(), "w");
-    fputs("[cluster]\nfailure-timeout = \"3s\"\n", f);
-    fclose(f);
-  }
+  std::string config = shoal::test::writeTempFile("[cluster]\nfailure-timeout = \"3s\"\n");
   TestCluster cluster(3, {"--config", config, "--backup-count", "0", "--async-backup-count", "1"});
   std::remove(config.c_str());
   auto info = cluster.waitSettled(3);

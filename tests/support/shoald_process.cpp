@@ -41,6 +41,21 @@ std::string readFile(const std::string& path) {
 
 }  // namespace
 
+std::string writeTempFile(const std::string& text, const std::string& suffix) {
+  std::string path = "/tmp/shoal-test-XXXXXX" + suffix;
+  int fd = mkstemps(path.data(), static_cast<int>(suffix.size()));
+  if (fd < 0) throw std::runtime_error("mkstemps failed");
+  size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) break;
+    done += size_t(n);
+  }
+  close(fd);
+  if (done != text.size()) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
 std::string ShoaldProcess::binary() {
   return SHOALD_BINARY;
 }

@@ -8,6 +8,9 @@
 
 namespace shoal::test {
 
+// Writes `text` to a new file under /tmp (a config file for shoald) and returns its path.
+std::string writeTempFile(const std::string& text, const std::string& suffix = ".toml");
+
 class ShoaldProcess {
  public:
   // Starts shoald with `--listen 127.0.0.1:0` plus `extraArgs`; throws if it is not ready in 10 s.

@@ -339,7 +339,14 @@ void Membership::heartbeatAll() {
                           lastHeard_[id] = clock_.nowMs();
                           if (!response.getKnown() && !view_.members.empty() && view_.members[0].id == id &&
                               view_.find(self_.id)) {
-                            rejoin();
+                            if (leftFulfiller_) {
+                              // Leaving, and the coordinator let it go (its view may still be on its way).
+                              memberLog().info("member '{}' left the cluster", self_.name);
+                              leftFulfiller_->fulfill();
+                              leftFulfiller_ = nullptr;
+                            } else {
+                              rejoin();
+                            }
                           }
                         },
                         [this, address](kj::Exception&&) { links_.drop(address); }));
@@ -381,12 +388,14 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
   const auto& from = base ? *base : view_.table;
   // Members that asked to leave go once no partition is left on them.
   std::vector<MemberEntry> kept;
+  std::vector<std::string> gone;  // their addresses: they are told with the view that drops them
   for (auto& m : members) {
     bool holdsAny = false;
     for (auto& r : view_.table.partitions) holdsAny |= r.holds(m.id);
     if (m.leaving && !holdsAny && m.id != self_.id) {
       memberLog().info("member '{}' ({:x}) has handed off its partitions and leaves", m.name, m.id);
       membersChanged = true;
+      gone.push_back(m.address);
       continue;
     }
     kept.push_back(m);
@@ -441,6 +450,19 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
   }
   adopt(std::move(next));
   if (!selfGone) schedulePublish();
+  for (auto& address : gone) publishTo(address);
+  if (selfGone || !isCoordinator()) return;
+  // A leaving member whose partitions all went to members that held them already (two members,
+  // say) needs no copy, so no finished fill would look at it again: let it go now.
+  for (auto& m : view_.members) {
+    if (!m.leaving || (m.id == self_.id && view_.members.size() == 1)) continue;
+    bool holdsAny = false;
+    for (auto& r : view_.table.partitions) holdsAny |= r.holds(m.id);
+    if (!holdsAny) {
+      recompute(view_.members, false);
+      return;
+    }
+  }
 }
 
 void Membership::schedulePublish() {
@@ -454,14 +476,16 @@ void Membership::schedulePublish() {
 
 void Membership::publishNow() {
   for (auto& m : view_.members) {
-    if (m.id == self_.id) continue;
-    auto request = links_.peer(m.address).publishRequest();
-    writeView(view_, options_.cluster.name, request.initView());
-    auto address = m.address;
-    tasks_->add(timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
-                    .ignoreResult()
-                    .catch_([this, address](kj::Exception&&) { links_.drop(address); }));
+    if (m.id != self_.id) publishTo(m.address);
   }
+}
+
+void Membership::publishTo(const std::string& address) {
+  auto request = links_.peer(address).publishRequest();
+  writeView(view_, options_.cluster.name, request.initView());
+  tasks_->add(timer_.timeoutAfter(options_.cluster.failureTimeoutMs * kj::MILLISECONDS, request.send())
+                  .ignoreResult()
+                  .catch_([this, address](kj::Exception&&) { links_.drop(address); }));
 }
 
 void Membership::onFilled(partition::PartitionId p, MemberId member, MemberId primary) {

@@ -64,6 +64,12 @@ class Membership {
   const MemberEntry& self() const { return self_; }
   bool isCoordinator() const { return !view_.members.empty() && view_.members[0].id == self_.id; }
   bool isPrimary(partition::PartitionId p) const { return view_.table.primaryOf(p) == self_.id; }
+  // A replica of `p` here whose copy is complete (a backup that is not still being filled).
+  bool holdsCopy(partition::PartitionId p) const {
+    if (!view_.table.assigned() || p >= view_.table.partitions.size()) return false;
+    auto& r = view_.table.partitions[p];
+    return r.holds(self_.id) && !r.isFilling(self_.id);
+  }
   const std::string* addressOf(MemberId id) const;
 
   // With cluster.min-cluster-size: why writes are refused now (this member hears from fewer
@@ -105,6 +111,7 @@ class Membership {
                  const partition::PartitionTable* base = nullptr);
   void schedulePublish();
   void publishNow();
+  void publishTo(const std::string& address);  // the current view, to one member
   void adopt(View view);
 
   const NodeOptions& options_;

@@ -40,6 +40,10 @@ struct MapOptions {
   // false: a write is acknowledged once in the queue's WAL (survives kill -9, not a machine crash);
   // true: once fsynced there (survives a power loss too, at the cost of an fsync per group commit).
   bool writeBehindSync = false;
+  // Reads through the embedding API (Node::map) may answer from this member's backup copy of the
+  // key's partition instead of asking its primary: stale by the replication delay, never going
+  // back in time while the member stays a backup. Off by default (Hazelcast's read-backup-data).
+  bool readBackupData = false;
 };
 
 // What a publish does when a topic holds `capacity` messages.
