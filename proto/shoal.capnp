@@ -186,8 +186,11 @@ interface Member {
   # with a non-zero cursor (the next partitions live on another member): keep going.
   # forwarded: sent by a member on a client's behalf; answered from this member's partitions only.
 
-  addListener @2 (map :Text, listener :EntryListener, includeValues :Bool)
+  addListener @2 (map :Text, listener :EntryListener, includeValues :Bool, localOnly :Bool)
               -> (registration :Registration);
+  # The listener hears every partition of the map: the member registers it at the other members
+  # too and keeps that up as members come and go. localOnly (member to member): the partitions
+  # this member is primary of only.
 
   ping @3 () -> (member :MemberInfo);
   listMaps @4 () -> (maps :List(MapInfo));

@@ -170,6 +170,7 @@ RegistrationImpl::~RegistrationImpl() {
 
 kj::Promise<void> RegistrationImpl::cancel(CancelContext context) {
   if (auto hub = hub_.lock()) hub->remove(id_);
+  fanout_ = nullptr;
   return kj::READY_NOW;
 }
 

@@ -53,16 +53,19 @@ class ListenerHub : public std::enable_shared_from_this<ListenerHub>, private kj
   void taskFailed(kj::Exception&& exception) override;
 };
 
-// The capability a remote listener holds; dropping it (or cancel()) removes the listener.
+// The capability a remote listener holds; dropping it (or cancel()) removes the listener, here
+// and (`fanout`, its registrations at the other members) everywhere else.
 class RegistrationImpl final : public wire::Registration::Server {
  public:
-  RegistrationImpl(std::weak_ptr<ListenerHub> hub, uint64_t id) : hub_(std::move(hub)), id_(id) {}
+  RegistrationImpl(std::weak_ptr<ListenerHub> hub, uint64_t id, std::shared_ptr<void> fanout = nullptr)
+      : hub_(std::move(hub)), id_(id), fanout_(std::move(fanout)) {}
   ~RegistrationImpl();
   kj::Promise<void> cancel(CancelContext context) override;
 
  private:
   std::weak_ptr<ListenerHub> hub_;
   uint64_t id_;
+  std::shared_ptr<void> fanout_;
 };
 
 }  // namespace shoal::node

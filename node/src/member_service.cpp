@@ -215,7 +215,12 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
   maps_.flushTopicStates();  // before the changes go to the backups and the store
   // The backups apply the batch's changes while the store writes them; the reply waits for both.
   kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
-  if (cluster_.replication().hasPending()) replicated = cluster_.replication().replicateSoon();
+  if (cluster_.replication().hasPending()) {
+    // Losing the quorum (min-cluster-size) ends the wait for backups at once: those writes are
+    // refused below instead of waiting out the replication timeout.
+    replicated = cluster_.replication().replicateSoon().exclusiveJoin(
+        cluster_.membership().whenWritesRefused().then([]() { return std::set<partition::PartitionId>{}; }));
+  }
   kj::Promise<void> committed = kj::READY_NOW;
   if (maps_.hasPendingStore()) {
     // Write-through: if the store refuses the changes the whole call fails (STORE_FAILED) and their
@@ -400,8 +405,14 @@ kj::Promise<void> MemberService::addListener(AddListenerContext context) {
   auto hub = maps_.hub(name);
   auto id = hub->addRemote(params.getListener(), params.getIncludeValues());
   memberLog().debug("listener {} added on map '{}'", id, name);
-  context.getResults().setRegistration(kj::heap<RegistrationImpl>(hub, id));
-  return kj::READY_NOW;
+  if (params.getLocalOnly()) {
+    context.getResults().setRegistration(kj::heap<RegistrationImpl>(hub, id));
+    return kj::READY_NOW;
+  }
+  // Answered once the other members have it too: from then on every event reaches the listener.
+  auto added = listeners_.add(name, params.getListener(), params.getIncludeValues());
+  context.getResults().setRegistration(kj::heap<RegistrationImpl>(hub, id, added.fanout));
+  return kj::mv(added.registered);
 }
 
 void MemberService::fillMember(wire::MemberInfo::Builder out, const cluster::MemberEntry& member) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cluster/cluster.h"
+#include "cluster_listeners.h"
 #include "map_service.h"
 #include "shoal/proto/shoal.capnp.h"
 #include "topic/topic_hub.h"
@@ -23,13 +24,15 @@ class MemberService final : public wire::Member::Server {
  public:
   // `writeBehind` is null when the member has no data-dir (no map can be write-behind).
   MemberService(MapService& maps, cluster::Cluster& cluster, const MemberIdentity& identity,
-                const Clock& clock, WriteBehindDriver* writeBehind, topic::TopicHub& topics)
+                const Clock& clock, WriteBehindDriver* writeBehind, topic::TopicHub& topics,
+                ClusterListeners& listeners)
       : maps_(maps),
         cluster_(cluster),
         identity_(identity),
         clock_(clock),
         writeBehind_(writeBehind),
-        topics_(topics) {}
+        topics_(topics),
+        listeners_(listeners) {}
 
   kj::Promise<void> execute(ExecuteContext context) override;
   kj::Promise<void> scan(ScanContext context) override;
@@ -68,6 +71,7 @@ class MemberService final : public wire::Member::Server {
   const Clock& clock_;
   WriteBehindDriver* writeBehind_;
   topic::TopicHub& topics_;
+  ClusterListeners& listeners_;
   uint64_t opsForwarded_ = 0;  // ops sent on to their owner (MemberInfo.opsForwarded)
 };
 

@@ -298,10 +298,17 @@ void Runtime::shardMain() {
     topics->closeMoved([&cluster](partition::PartitionId p) { return cluster.membership().isPrimary(p); });
   });
 
+  // Entry listeners hear every member's partitions: registered at the others as members come.
+  auto listeners = std::make_shared<ClusterListeners>(cluster);
+  cluster.addViewListener([weak = std::weak_ptr<ClusterListeners>(listeners)](const cluster::View&,
+                                                                              const cluster::View& current) {
+    if (auto l = weak.lock()) l->onView(current);
+  });
+
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);
   capnp::Capability::Client bootstrap =
-      kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get(), *topics);
+      kj::heap<MemberService>(maps, cluster, identity, clock, writeBehind.get(), *topics, *listeners);
   auto localMember = bootstrap.castAs<wire::Member>();
   topic::LocalSubscriptions subscriptions(
       localMember, io.provider->getTimer(),

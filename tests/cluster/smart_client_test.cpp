@@ -2,6 +2,7 @@
 // partition's primary (no member forwards them), and the client follows the table across a
 // kill -9 and a join without a failed operation or a lost acknowledged write.
 #include <catch2/catch.hpp>
+#include <map>
 #include <set>
 
 #include "cluster_support.h"
@@ -172,4 +173,56 @@ TEST_CASE("smart client: listeners move to the next member when the home member 
     for (auto& k : keys) all = all && seen.count(k);
   }
   CHECK(all);
+}
+
+TEST_CASE("smart client: a listener hears the events of every member's partitions, also after failover",
+          "[cluster][smart-client][fault]") {
+  TestCluster cluster(3);
+  auto info = cluster.waitSettled(3);
+  auto client = cluster.client();  // home: m1
+  std::mutex mutex;
+  std::map<std::string, int> heard;  // key -> events
+  client->rawMap("all").addListener([&](const shoal::EntryEvent& e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    heard[e.key]++;
+  });
+  auto heardAll = [&](const std::vector<std::string>& keys, int times, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        bool all = true;
+        for (auto& k : keys) all = all && heard[k] >= times;
+        if (all) return true;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+  // Keys of every member's partitions, written through another client: one event each.
+  shoal::partition::Partitioner partitioner(info.partitionCount);
+  std::map<uint64_t, std::vector<std::string>> byPrimary;
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 300; ++i) {
+    auto key = "a" + std::to_string(i);
+    keys.push_back(key);
+    byPrimary[info.partitions[partitioner.partitionOf(key)].replicas.at(0)].push_back(key);
+  }
+  REQUIRE(byPrimary.size() == 3);
+  auto writer = cluster.client();
+  for (auto& k : keys) writer->rawMap("all").set(k, "1");
+  CHECK(heardAll(keys, 1, 10s));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    size_t twice = 0;
+    for (auto& k : keys) twice += heard[k] > 1;
+    CHECK(twice == 0);  // each event once, from its primary alone
+  }
+  // m3 dies: its partitions' backups become primaries and raise the events of the next writes.
+  auto m3 = cluster.clientOf(2)->ping().id;
+  cluster.member(2).kill9();
+  cluster.waitSettled(2, 0, 30s);
+  auto& wasOnM3 = byPrimary[m3];
+  for (auto& k : wasOnM3) writer->rawMap("all").set(k, "2");
+  CHECK(heardAll(wasOnM3, 2, 10s));
 }

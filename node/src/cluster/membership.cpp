@@ -300,6 +300,18 @@ std::optional<std::string> Membership::writesRefused() const {
          "): writes are refused on this side of a network partition";
 }
 
+kj::Promise<void> Membership::whenWritesRefused() {
+  if (options_.cluster.minClusterSize <= 1) return kj::NEVER_DONE;
+  if (writesRefused()) return kj::READY_NOW;
+  KJ_IF_MAYBE (r, refusal_) return r->addBranch();
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  refusalFulfiller_ = kj::mv(paf.fulfiller);
+  auto forked = paf.promise.fork();
+  auto branch = forked.addBranch();
+  refusal_ = kj::mv(forked);
+  return branch;
+}
+
 kj::Promise<void> Membership::nextView(uint32_t timeoutMs) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   viewWaiters_.push_back(kj::mv(paf.fulfiller));
@@ -320,6 +332,11 @@ kj::Promise<void> Membership::heartbeatLoop() {
     if (view_.version != 0) {
       heartbeatAll();
       detectFailures();
+    }
+    if (refusalFulfiller_ && writesRefused()) {
+      refusalFulfiller_->fulfill();
+      refusalFulfiller_ = nullptr;
+      refusal_ = nullptr;
     }
     return heartbeatLoop();
   });

@@ -78,6 +78,8 @@ class Membership {
 
   // Resolves when the next view is adopted (e.g. after a member failed), or after `timeoutMs`.
   kj::Promise<void> nextView(uint32_t timeoutMs);
+  // Resolves once writesRefused() says so (checked every heartbeat); never without min-cluster-size.
+  kj::Promise<void> whenWritesRefused();
 
   // Graceful leave: resolves once the coordinator removed this member (its partitions moved).
   kj::Promise<void> leave();
@@ -127,6 +129,9 @@ class Membership {
   int64_t lastTickMs_ = 0;  // the heartbeat loop's last run, to notice this member was paused
   kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> viewWaiters_;
+  // whenWritesRefused(): one shared promise (its branches go with the batches that wait on it).
+  kj::Maybe<kj::ForkedPromise<void>> refusal_;
+  kj::Own<kj::PromiseFulfiller<void>> refusalFulfiller_;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;
