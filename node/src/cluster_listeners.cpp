@@ -32,7 +32,10 @@ ClusterListeners::Added ClusterListeners::add(std::string map, wire::EntryListen
   for (auto& m : membership.view().members) {
     if (m.id != membership.selfId()) attempts.add(registerAt(f, m.id, m.address));
   }
-  return Added{f, kj::joinPromises(attempts.releaseAsArray())};
+  // The attempts go on whether or not the caller waits for them.
+  auto all = kj::joinPromises(attempts.releaseAsArray()).fork();
+  tasks_.add(all.addBranch());
+  return Added{f, all.addBranch()};
 }
 
 void ClusterListeners::onView(const cluster::View& current) {

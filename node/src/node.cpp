@@ -4,6 +4,7 @@
 
 #include <capnp/message.h>
 
+#include "local_listeners.h"
 #include "map_service.h"
 #include "runtime.h"
 #include "shoal/wire_error_code.h"
@@ -197,13 +198,19 @@ uint64_t MapHandle::scan(uint64_t cursor, uint32_t limit,
 
 ListenerId MapHandle::addListener(EntryListener listener, bool includeValues) const {
   ListenerId id = 0;
-  runtime_->runOnShard(
-      [&](node::MapService& maps) { id = maps.hub(name_)->addLocal(std::move(listener), includeValues); });
+  runtime_->callOnListeners([&](node::LocalListeners& listeners) {
+    return listeners.add(name_, std::move(listener), includeValues).then([&id](uint64_t added) {
+      id = added;
+    });
+  });
   return id;
 }
 
 void MapHandle::removeListener(ListenerId id) const {
-  runtime_->runOnShard([&](node::MapService& maps) { maps.hub(name_)->remove(id); });
+  runtime_->callOnListeners([&](node::LocalListeners& listeners) -> kj::Promise<void> {
+    listeners.remove(id);
+    return kj::READY_NOW;
+  });
 }
 
 std::unique_ptr<Node> Node::start(const NodeOptions& options) {

@@ -16,6 +16,7 @@
 #include <future>
 
 #include "cluster/cluster.h"
+#include "local_listeners.h"
 #include "map_persistence.h"
 #include "map_service.h"
 #include "member_log.h"
@@ -314,6 +315,8 @@ void Runtime::shardMain() {
       localMember, io.provider->getTimer(),
       [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   topic::LocalPatternSubscriptions patterns(localMember, io.provider->getTimer(), subscriptions);
+  LocalListeners localListeners(
+      maps, *listeners, [this](std::function<void()> fn) { boost::asio::post(eventThread_, std::move(fn)); });
   // After the member's own RPC face: Redis PUBLISH / SUBSCRIBE go through it.
   kj::Own<resp::Server> respServer;
   if (!options_.resp.empty()) {
@@ -358,6 +361,7 @@ void Runtime::shardMain() {
     member_ = &localMember;
     subscriptions_ = &subscriptions;
     patterns_ = &patterns;
+    listeners_ = &localListeners;
   }
   if (!address_.empty()) memberLog().info("member '{}' listening on {}", options_.name, address_);
   // Join (or form) the cluster; the loop serves other members' calls meanwhile.
@@ -403,6 +407,7 @@ void Runtime::shardMain() {
     member_ = nullptr;
     subscriptions_ = nullptr;
     patterns_ = nullptr;
+    listeners_ = nullptr;
   }
   // Connections (and with them every capability) go before the maps they point into.
 }
@@ -482,6 +487,13 @@ void Runtime::callOnSubscriptions(const std::function<kj::Promise<void>(topic::L
   waitOnShard([this, &fn]() -> kj::Promise<void> {
     if (subscriptions_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
     return fn(*subscriptions_);
+  });
+}
+
+void Runtime::callOnListeners(const std::function<kj::Promise<void>(LocalListeners&)>& fn) {
+  waitOnShard([this, &fn]() -> kj::Promise<void> {
+    if (listeners_ == nullptr) return KJ_EXCEPTION(FAILED, "shoal:unavailable: the member is stopping");
+    return fn(*listeners_);
   });
 }
 

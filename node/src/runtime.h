@@ -19,6 +19,7 @@
 namespace shoal::node {
 
 class MapService;
+class LocalListeners;
 namespace topic {
 class LocalSubscriptions;
 class LocalPatternSubscriptions;
@@ -43,6 +44,8 @@ class Runtime {
   void callOnShard(const std::function<kj::Promise<void>(wire::Member::Client&)>& fn);
   // Runs `fn` with the embedded topic subscriptions on the shard thread and waits likewise.
   void callOnSubscriptions(const std::function<kj::Promise<void>(topic::LocalSubscriptions&)>& fn);
+  // Likewise with the embedded entry listeners.
+  void callOnListeners(const std::function<kj::Promise<void>(LocalListeners&)>& fn);
   // Likewise with the embedded pattern subscriptions (whose remove() also ends plain subscriptions).
   void callOnPatterns(const std::function<kj::Promise<void>(topic::LocalPatternSubscriptions&)>& fn);
 
@@ -61,12 +64,13 @@ class Runtime {
   std::mutex lifecycleMutex_;
   kj::Own<const kj::Executor> executor_;
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopFulfiller_;
-  MapService* maps_ = nullptr;                     // set while the shard runs; under lifecycleMutex_
-  wire::Member::Client* member_ = nullptr;         // likewise: the member's own RPC face
-  topic::LocalSubscriptions* subscriptions_ = nullptr;  // likewise: embedded topic subscriptions
+  MapService* maps_ = nullptr;                            // set while the shard runs; under lifecycleMutex_
+  wire::Member::Client* member_ = nullptr;                // likewise: the member's own RPC face
+  topic::LocalSubscriptions* subscriptions_ = nullptr;    // likewise: embedded topic subscriptions
   topic::LocalPatternSubscriptions* patterns_ = nullptr;  // likewise: embedded pattern subscriptions
-  std::promise<void>* shardMain_ready_ = nullptr;  // start-up handshake with the constructor
-  bool stopped_ = false;                           // under lifecycleMutex_
+  LocalListeners* listeners_ = nullptr;                   // likewise: embedded entry listeners
+  std::promise<void>* shardMain_ready_ = nullptr;         // start-up handshake with the constructor
+  bool stopped_ = false;                                  // under lifecycleMutex_
 };
 
 }  // namespace shoal::node

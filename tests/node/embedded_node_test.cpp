@@ -1,9 +1,12 @@
 // The embedding API: a member started in-process, maps used from several host threads, listeners
 // as plain callbacks, options validation, graceful stop.
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -155,4 +158,27 @@ TEST_CASE("node: map configuration applies TTL defaults and eviction", "[node][i
   for (int i = 0; i < 1000; ++i) c.set("k" + std::to_string(i), "v");
   CHECK(c.size() <= 100);
   CHECK(c.size() >= 90);
+}
+
+TEST_CASE("node: embedded reads of entries evicted from memory are read through from the store",
+          "[node][integration][persistence]") {
+  auto dir = std::filesystem::temp_directory_path() / ("shoal-embedded-rt-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto options = embeddedOptions();
+  options.dataDir = dir.string();
+  options.maps["small"].maxEntries = 100;
+  {
+    auto node = shoal::Node::start(options);
+    auto m = node->map("small");
+    for (int i = 0; i < 1000; ++i) m.set("k" + std::to_string(i), "v" + std::to_string(i));
+    CHECK(m.size() <= 100);  // memory holds at most 100; the store holds all 1000
+    size_t missing = 0;
+    for (int i = 0; i < 1000; ++i)
+      missing += m.get("k" + std::to_string(i)) != std::optional<std::string>("v" + std::to_string(i));
+    CHECK(missing == 0);
+    CHECK(m.containsKey("k0"));
+    CHECK(m.putIfAbsent("k1", "other") == std::optional<std::string>("v1"));  // sees the stored entry
+    CHECK_FALSE(m.get("never-written"));
+  }
+  std::filesystem::remove_all(dir);
 }
