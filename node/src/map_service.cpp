@@ -142,19 +142,25 @@ bool MapService::needsLoad(wire::MapOp::Reader op) {
   auto which = op.which();
   if (which == wire::MapOp::SIZE || which == wire::MapOp::CLEAR) return false;
   auto mapName = op.getMap();
-  if (mapName.size() == 0 || op.getKey().size() > options_.limits.maxKeyBytes) return false;
-  std::string name(mapName.cStr(), mapName.size());
+  if (mapName.size() == 0) return false;
+  return needsLoad(std::string(mapName.cStr(), mapName.size()), viewOf(op.getKey()));
+}
+
+bool MapService::needsLoad(const std::string& name, std::string_view key) {
+  if (persistence_ == nullptr || !anyMemoryLimit_) return false;
+  if (key.size() > options_.limits.maxKeyBytes) return false;
   auto it = options_.maps.find(name);
   const MapOptions& o = it == options_.maps.end() ? options_.defaultMap : it->second;
   // Without a memory limit nothing is evicted: memory holds every stored entry since start.
   if ((o.maxEntries == 0 && o.maxBytes == 0) || !isPersistent(name)) return false;
-  auto key = viewOf(op.getKey());
   return !records(name).containsKey(partitioner_.partitionOf(key), key);
 }
 
 kj::Promise<void> MapService::loadFor(wire::MapOp::Reader op) {
-  std::string name(op.getMap().cStr(), op.getMap().size());
-  std::string key(viewOf(op.getKey()));
+  return load(std::string(op.getMap().cStr(), op.getMap().size()), std::string(viewOf(op.getKey())));
+}
+
+kj::Promise<void> MapService::load(const std::string& name, const std::string& key) {
   auto p = partitioner_.partitionOf(key);
   bool behind = modeOf(name) == MapPersistenceMode::WRITE_BEHIND;
   return persistence_->load(name, p, key, behind)

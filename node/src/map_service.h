@@ -91,6 +91,11 @@ class MapService {
   // in memory (it may have been evicted); loadFor() then brings it back from the store first.
   bool needsLoad(wire::MapOp::Reader op);
   kj::Promise<void> loadFor(wire::MapOp::Reader op);
+  // Whether any read-through can be needed at all (a store and a map with a memory limit).
+  bool mayNeedLoads() const { return persistence_ != nullptr && anyMemoryLimit_; }
+  // The same for one key of map `name` (RESP commands).
+  bool needsLoad(const std::string& name, std::string_view key);
+  kj::Promise<void> load(const std::string& name, const std::string& key);
 
   // Called once per batch before its operations: the client's lowest write still pending.
   void beginBatch(uint64_t clientId, uint64_t lowestPending) {

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "raw_resp_client.h"
 #include "shoal/client/client.h"
 #include "shoald_process.h"
 
@@ -208,5 +209,40 @@ TEST_CASE("persistence: entries evicted from memory are read through from the st
   REQUIRE(entry);
   CHECK(entry->version == 1);
   CHECK_FALSE(m.get("never-written"));
+  fs::remove(config);
+}
+
+TEST_CASE("persistence: Redis commands read entries evicted from memory through from the store",
+          "[persistence][integration][resp]") {
+  TempDir dir;
+  std::string config = dir.path + ".toml";
+  std::ofstream(config) << "[maps.default]\nmax-entries = 100\n";  // the RESP map
+  ShoaldProcess member({"--data-dir", dir.path, "--config", config, "--resp", "127.0.0.1:0"});
+  shoal::test::RawClient redis(shoal::test::portOf(member.respAddress()));
+  const std::string END = "$10\r\nend-marker\r\n";
+  auto run = [&](const std::string& commands) {
+    redis.send(commands + "ECHO end-marker\r\n");
+    auto reply = redis.readUntil(END);
+    REQUIRE(reply.size() >= END.size());
+    return reply.substr(0, reply.size() - END.size());
+  };
+  std::string sets, gets, expected;
+  for (int i = 0; i < 1000; ++i) {
+    auto v = "v" + std::to_string(i);
+    sets += "SET k" + std::to_string(i) + " " + v + "\r\n";
+    gets += "GET k" + std::to_string(i) + "\r\n";
+    expected += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+  }
+  run(sets);
+  CHECK(run(gets) == expected);  // memory holds at most 100 of them; the store has all 1000
+  // Writes see the stored entry too: INCR goes on from the stored count, DEL removes it for good.
+  run("SET counter 41\r\nSET gone 1\r\n");
+  std::string evict;
+  for (int i = 0; i < 300; ++i) evict += "SET push" + std::to_string(i) + " x\r\n";
+  run(evict);
+  CHECK(run("INCR counter\r\n") == ":42\r\n");
+  CHECK(run("DEL gone\r\n") == ":1\r\n");
+  run(evict);
+  CHECK(run("GET gone\r\nEXISTS gone\r\n") == "$-1\r\n:0\r\n");
   fs::remove(config);
 }

@@ -1,6 +1,8 @@
 // RESP gateway and cluster; see resp_cluster.h.
 #include "resp_cluster.h"
 
+#include <kj/vector.h>
+
 #include <cctype>
 #include <memory>
 
@@ -123,6 +125,19 @@ void ClusterGateway::taskFailed(kj::Exception&& exception) {
 }
 
 kj::Promise<std::vector<std::string>> ClusterGateway::run(std::vector<cluster::RespCall> calls) {
+  // Read-through: keys evicted from memory come back from the store before any command runs.
+  kj::Vector<kj::Promise<void>> loads;
+  for (auto& call : calls) {
+    std::vector<std::string_view> views(call.args.begin(), call.args.end());
+    KJ_IF_MAYBE (loading, commands_.loadEvicted(views)) loads.add(kj::mv(*loading));
+  }
+  if (loads.empty()) return runLoaded(std::move(calls));
+  return kj::joinPromises(loads.releaseAsArray()).then([this, calls = std::move(calls)]() mutable {
+    return runLoaded(std::move(calls));
+  });
+}
+
+kj::Promise<std::vector<std::string>> ClusterGateway::runLoaded(std::vector<cluster::RespCall> calls) {
   std::vector<std::string> replies;
   replies.reserve(calls.size());
   bool executed = false;  // some command ran here (its writes must be stored before any reply)

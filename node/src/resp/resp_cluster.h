@@ -34,6 +34,7 @@ class ClusterGateway final : public ClusterAccess, private kj::TaskSet::ErrorHan
   kj::Promise<std::vector<std::string>> run(std::vector<cluster::RespCall> calls);
 
  private:
+  kj::Promise<std::vector<std::string>> runLoaded(std::vector<cluster::RespCall> calls);
   struct Queued {
     cluster::RespCall call;
     kj::Own<kj::PromiseFulfiller<std::string>> reply;

@@ -1,10 +1,13 @@
 // Command dispatch and the connection / server commands; see resp_commands.h.
 #include "resp_commands.h"
 
+#include <kj/vector.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 
+#include "resp_routing.h"
 #include "shoal/version.h"
 
 namespace shoal::node::resp {
@@ -66,6 +69,18 @@ Commands::Commands(MapService& maps, std::string mapName, const Clock& clock, Se
       {"keys", {&Commands::keys, 2}},
       {"scan", {&Commands::scan, -2}},
   };
+}
+
+kj::Maybe<kj::Promise<void>> Commands::loadEvicted(const Args& args) {
+  if (args.empty() || !maps_.mayNeedLoads()) return nullptr;
+  std::string name(args[0]);
+  for (auto& ch : name) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+  kj::Vector<kj::Promise<void>> loads;
+  for (auto key : keysOfCommand(name, args)) {
+    if (maps_.needsLoad(mapName_, key)) loads.add(maps_.load(mapName_, std::string(key)));
+  }
+  if (loads.empty()) return nullptr;
+  return kj::joinPromises(loads.releaseAsArray());
 }
 
 void Commands::execute(const Args& args, Session& session, ReplyWriter& out) {

@@ -36,6 +36,10 @@ class Commands {
   Commands(MapService& maps, std::string mapName, const Clock& clock, ServerStats& stats,
            std::string address);
   void execute(const Args& args, Session& session, ReplyWriter& out);
+  // Read-through: resolves once the keys `args` names that were evicted from memory (persistent
+  // map with a memory limit) are loaded back from the store; null when all are in memory (the
+  // common case, decided without I/O). Run the command after it, not before.
+  kj::Maybe<kj::Promise<void>> loadEvicted(const Args& args);
   // Whether `lowerName` is a command here that accepts `argc` arguments (the name included).
   bool knows(const std::string& lowerName, size_t argc) const;
 

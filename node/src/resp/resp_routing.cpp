@@ -74,6 +74,17 @@ Route routeCommand(std::string_view lowerName, const std::vector<std::string_vie
   return route ? *route : Route{};
 }
 
+std::vector<std::string_view> keysOfCommand(std::string_view lowerName,
+                                            const std::vector<std::string_view>& args) {
+  auto kind = keysOf(lowerName);
+  if (kind != Keys::FIRST && kind != Keys::ALL && kind != Keys::EVERY_OTHER) return {};
+  std::vector<std::string_view> keys;
+  size_t step = kind == Keys::EVERY_OTHER ? 2 : 1;
+  size_t last = kind == Keys::FIRST ? 1 : args.size() - 1;
+  for (size_t i = 1; i <= last && i < args.size(); i += step) keys.push_back(args[i]);
+  return keys;
+}
+
 bool isWriteCommand(std::string_view name) {
   static const char* const WRITES[] = {
       "set",    "setnx", "setex",  "psetex", "getset",      "getdel",   "getex",     "mset",

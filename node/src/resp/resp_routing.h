@@ -47,6 +47,10 @@ struct Route {
 Route routeCommand(std::string_view lowerName, const std::vector<std::string_view>& args,
                    const partition::Partitioner& partitioner, const ClusterAccess& cluster, bool localOnly);
 
+// The keys a command names (none for keyless and cluster-wide commands).
+std::vector<std::string_view> keysOfCommand(std::string_view lowerName,
+                                            const std::vector<std::string_view>& args);
+
 // Whether the command changes data (refused on the minority side of a network partition).
 bool isWriteCommand(std::string_view lowerName);
 

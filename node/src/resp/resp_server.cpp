@@ -327,6 +327,31 @@ class Server::Connection {
     return close ? Round::CLOSE : Round::DONE;
   }
 
+  // Runs the command (args_, copied) once `loaded` resolves, and answers once its writes are stored.
+  kj::Promise<std::string> readThrough(kj::Promise<void> loaded) {
+    std::vector<std::string> args(args_.begin(), args_.end());
+    int fd = fd_;
+    int64_t id = session_.id;
+    Server* server = &server_;
+    return loaded.then([server, fd, id, args = std::move(args)]() -> kj::Promise<std::string> {
+      auto it = server->connections_.find(fd);
+      if (it == server->connections_.end() || it->second->session_.id != id) return std::string();
+      auto& c = *it->second;
+      std::string reply;
+      {
+        ReplyWriter writer(&reply, c.session_.protocol);
+        std::vector<std::string_view> views(args.begin(), args.end());
+        server->commands_.execute(views, c.session_, writer);
+      }
+      if (!server->maps_.hasPendingChanges()) return reply;
+      return server->maps_.commit().then(
+          [reply]() { return reply; },
+          [](kj::Exception&& e) {
+            return "-ERR store failed, not stored: " + std::string(e.getDescription().cStr()) + "\r\n";
+          });
+    });
+  }
+
   // One parsed command (args_): here, at other members, or a pub/sub call. `stop`: the round ends
   // after it (a subscription changes what the next commands may do).
   void runCommand(ReplyWriter& writer, bool* close, bool* stop) {
@@ -366,6 +391,13 @@ class Server::Connection {
             route.address, std::vector<std::string>(args_.begin(), args_.end()), false, session_.protocol));
       }
       if (route.kind == Route::Kind::EVERYWHERE) return defer(fanOut());
+    }
+    KJ_IF_MAYBE (loading, server_.commands_.loadEvicted(args_)) {
+      // Keys evicted from memory come back from the store first; the round ends with this command,
+      // so the commands after it run after it.
+      defer(readThrough(kj::mv(*loading)));
+      *stop = true;
+      return;
     }
     server_.commands_.execute(args_, session_, writer);
     round_.push_back(Entry{out_.size(), Entry::LOCAL});
