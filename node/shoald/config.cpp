@@ -103,6 +103,7 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
                                               "write-retry-backoff",
                                               "write-max-retry-backoff",
                                               "write-behind-sync",
+                                              "write-behind-queue-capacity",
                                               "read-backup-data"};
   for (auto& [k, _] : t) {
     if (!KNOWN.count(std::string(k.str())))
@@ -136,6 +137,7 @@ void readMap(const toml::table& t, const std::string& prefix, MapOptions* m) {
   readDuration(t, "write-delay", prefix, &m->writeDelayMs);
   readInt(t, "write-batch-size", prefix, &m->writeBatchSize);
   readInt(t, "write-max-attempts", prefix, &m->writeMaxAttempts);
+  readInt(t, "write-behind-queue-capacity", prefix, &m->writeBehindQueueCapacity);
   readDuration(t, "write-retry-backoff", prefix, &m->writeRetryBackoffMs);
   readDuration(t, "write-max-retry-backoff", prefix, &m->writeMaxRetryBackoffMs);
   if (auto sync = t.get("write-behind-sync")) {

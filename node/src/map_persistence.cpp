@@ -73,6 +73,12 @@ void restoreEntry(MapRecords& records, uint32_t partition, std::string_view key,
 
 }  // namespace
 
+uint64_t MapPersistence::queuedWrites(const std::string& map) const {
+  if (behind_ == nullptr) return 0;
+  auto* queue = behind_->find(map);
+  return queue ? queue->pending() : 0;
+}
+
 uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
                                     const std::function<MapRecords*(const std::string&)>& recordsOf,
                                     const std::function<bool(const std::string&)>& isWriteBehind) {

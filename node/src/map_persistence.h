@@ -56,6 +56,8 @@ class MapPersistence {
   // (write-through: the store; write-behind: the queue's data-dir) are refused up front, so memory
   // does not run ahead of what is durable, with this message.
   const std::optional<std::string>& failure(bool behind) const { return behind ? queueFailure_ : failure_; }
+  // Writes waiting in `map`'s write-behind queue (0 when it has none).
+  uint64_t queuedWrites(const std::string& map) const;
 
  private:
   struct OwnedWrite {

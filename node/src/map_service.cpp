@@ -339,6 +339,17 @@ void MapService::apply(wire::MapOp::Reader op, uint64_t clientId, wire::OpResult
                "write-behind map names are at most " + std::to_string(MAX_QUEUE_NAME_BYTES) + " bytes");
           return;
         }
+        if (behind) {
+          auto it = options_.maps.find(name);
+          auto capacity =
+              (it == options_.maps.end() ? options_.defaultMap : it->second).writeBehindQueueCapacity;
+          if (capacity > 0 && persistence_->queuedWrites(name) >= capacity) {
+            fail(result, wire::ErrorCode::OVERLOADED,
+                 "the write-behind queue of map '" + name + "' holds " + std::to_string(capacity) +
+                     " writes (write-behind-queue-capacity): the store is behind; retry once it drains");
+            return;
+          }
+        }
       }
       applyWrite(records(name), p, op, result);
       if (result.isFailure()) {

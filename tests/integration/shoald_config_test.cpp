@@ -98,6 +98,7 @@ TEST_CASE("shoald config: invalid config files exit 2 naming the option", "[inte
   expectConfigRejected("[limits]\nmax-batch-ops = 0\n", "limits.max-batch-ops");
   expectConfigRejected("[cluster]\nasync-backup-count = 7\n", "cluster.async-backup-count");
   expectConfigRejected("[maps.x]\nread-backup-data = \"yes\"\n", "maps.x.read-backup-data");
+  expectConfigRejected("[maps.x]\nwrite-behind-queue-capacity = -5\n", "maps.x.write-behind-queue-capacity");
   expectConfigRejected("[limits]\nmax-key-bytes = -1\n", "limits.max-key-bytes");
   expectConfigRejected("[topics.orders]\nsize = 3\n", "topics.orders.size");
   expectConfigRejected("[topic-defaults]\noverload = \"drop\"\n", "topic-defaults.overload");

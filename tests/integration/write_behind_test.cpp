@@ -406,6 +406,35 @@ TEST_CASE("write-behind: an evicted entry is read through from the queue before 
   CHECK(missing == 0);
 }
 
+TEST_CASE("write-behind: a full queue refuses writes with OVERLOADED until it drains, losing nothing",
+          "[write-behind][integration]") {
+  TempDir dir;
+  auto config = writeConfig(dir,
+                            "[maps.q]\npersistence = \"write-behind\"\nwrite-delay = \"1h\"\n"
+                            "write-batch-size = 1000\nwrite-behind-queue-capacity = 100\n");
+  ShoaldProcess member({"--data-dir", dir.sub("data"), "--config", config});
+  auto client = connectTo(member.address());
+  auto q = client->rawMap("q");
+  // The store waits an hour (and a batch is 1000: a full batch would be written at once).
+  for (int i = 0; i < 100; ++i) q.set("k" + std::to_string(i), "v");
+  try {
+    q.set("one-more", "v");
+    FAIL("a write beyond the queue's capacity was acknowledged");
+  } catch (const shoal::Error& e) {
+    CHECK(e.code() == shoal::ErrorCode::OVERLOADED);
+    CHECK_THAT(e.what(), Catch::Contains("write-behind-queue-capacity"));
+  }
+  CHECK_FALSE(q.get("one-more"));
+  // Once the queue is written out, writes are taken again; everything acknowledged is stored.
+  auto report = client->flushWriteBehind("q", 20s);
+  CHECK(report.failed.empty());
+  CHECK(report.written == 100);
+  q.set("one-more", "v");
+  CHECK(member.terminate() == 0);
+  auto contents = readDataDir(dir.sub("data"), "q");
+  CHECK(contents.stored.size() == 101);
+}
+
 TEST_CASE("write-behind: configurations that cannot work are refused at start",
           "[write-behind][integration]") {
   TempDir dir;

@@ -40,6 +40,10 @@ struct MapOptions {
   // false: a write is acknowledged once in the queue's WAL (survives kill -9, not a machine crash);
   // true: once fsynced there (survives a power loss too, at the cost of an fsync per group commit).
   bool writeBehindSync = false;
+  // Writes a map's write-behind queue may hold on this member; at the limit (the store is behind
+  // or failing) further writes to the map are refused with OVERLOADED until the queue drains.
+  // 0 = no limit.
+  uint64_t writeBehindQueueCapacity = 1'000'000;
   // Reads through the embedding API (Node::map) may answer from this member's backup copy of the
   // key's partition instead of asking its primary: stale by the replication delay, never going
   // back in time while the member stays a backup. Off by default (Hazelcast's read-backup-data).
