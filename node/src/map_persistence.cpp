@@ -75,8 +75,13 @@ void restoreEntry(MapRecords& records, uint32_t partition, std::string_view key,
 
 uint64_t MapPersistence::queuedWrites(const std::string& map) const {
   if (behind_ == nullptr) return 0;
-  auto* queue = behind_->find(map);
-  return queue ? queue->pending() : 0;
+  auto it = openQueues_.find(map);
+  if (it == openQueues_.end()) {
+    auto* queue = behind_->find(map);  // takes WriteBehindMaps' lock: once per map, not per write
+    if (queue == nullptr) return 0;
+    it = openQueues_.emplace(map, queue).first;  // queues stay open while the member runs
+  }
+  return it->second->pending();
 }
 
 uint64_t MapPersistence::restoreAll(uint32_t partitionCount,

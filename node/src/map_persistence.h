@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "record_store.h"
@@ -85,6 +86,7 @@ class MapPersistence {
 
   persistence::MapStore& store_;
   WriteBehindMaps* behind_;
+  mutable std::unordered_map<std::string, persistence::WriteBehindQueue*> openQueues_;  // queuedWrites()
   boost::asio::thread_pool& pool_;
   kj::Timer& timer_;
   std::vector<OwnedWrite> pending_;  // captured, not yet handed to a group

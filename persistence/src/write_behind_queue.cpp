@@ -108,7 +108,7 @@ StoreResult<void> WriteBehindQueue::State::recover() {
   for (auto& [logKey, entry] : loaded) insert(std::move(logKey), std::move(entry));
   if (visible > 0 || !deadKeys.empty()) {
     spdlog::info("persistence: write-behind queue '{}' recovered {} pending writes, {} dead letters",
-                 options.name, visible, deadKeys.size());
+                 options.name, visible.load(), deadKeys.size());
   }
   return {};
 }
@@ -365,8 +365,8 @@ StoreResult<std::vector<EnqueueOutcome>> WriteBehindQueue::enqueueMany(std::span
 }
 
 uint64_t WriteBehindQueue::pending() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->visible;
+  // Changed under the mutex; read without it (the member checks it on every write).
+  return state_->visible.load(std::memory_order_relaxed);
 }
 
 uint64_t WriteBehindQueue::deadLetterCount() const {

@@ -27,6 +27,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <limits>
@@ -99,8 +100,8 @@ struct WriteBehindQueue::State {
   uint64_t fifoBase = 0;  // absolute index of fifo.front()
   int64_t fifoLastDueMs = std::numeric_limits<int64_t>::min();
   std::set<std::pair<int64_t, EntryNode*>> scheduled;  // (dueMs, node): entries off the fifo order
-  uint64_t visible = 0;                                // entries with a record (pending())
-  uint64_t retrying = 0;  // entries with attempts > 0 (backing off after a failure)
+  std::atomic<uint64_t> visible{0};  // entries with a record (pending(): read without the mutex)
+  uint64_t retrying = 0;             // entries with attempts > 0 (backing off after a failure)
   std::set<std::string> deadKeys;
   // Dead letters made obsolete by a later successful write while the log could not be updated;
   // their records are deleted by the next flush that can write, and are invisible meanwhile.
