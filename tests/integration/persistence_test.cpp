@@ -212,29 +212,46 @@ TEST_CASE("persistence: entries evicted from memory are read through from the st
   fs::remove(config);
 }
 
+// Pipelined Redis commands and their replies, up to a closing ECHO (so every reply is in).
+class RespScript {
+ public:
+  explicit RespScript(const ShoaldProcess& member) : redis_(shoal::test::portOf(member.respAddress())) {}
+  std::string run(const std::string& commands) {
+    static const std::string END = "$10\r\nend-marker\r\n";
+    redis_.send(commands + "ECHO end-marker\r\n");
+    auto reply = redis_.readUntil(END);
+    REQUIRE(reply.size() >= END.size());
+    return reply.substr(0, reply.size() - END.size());
+  }
+
+ private:
+  shoal::test::RawClient redis_;
+};
+
+// SET k0..k{n-1} to v0..; GET of each; the GET replies expected.
+struct NumberedKeys {
+  std::string sets, gets, expected;
+  explicit NumberedKeys(int n) {
+    for (int i = 0; i < n; ++i) {
+      auto v = "v" + std::to_string(i);
+      sets += "SET k" + std::to_string(i) + " " + v + "\r\n";
+      gets += "GET k" + std::to_string(i) + "\r\n";
+      expected += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+    }
+  }
+};
+
 TEST_CASE("persistence: Redis commands read entries evicted from memory through from the store",
           "[persistence][integration][resp]") {
   TempDir dir;
   std::string config = dir.path + ".toml";
   std::ofstream(config) << "[maps.default]\nmax-entries = 100\n";  // the RESP map
   ShoaldProcess member({"--data-dir", dir.path, "--config", config, "--resp", "127.0.0.1:0"});
-  shoal::test::RawClient redis(shoal::test::portOf(member.respAddress()));
-  const std::string END = "$10\r\nend-marker\r\n";
-  auto run = [&](const std::string& commands) {
-    redis.send(commands + "ECHO end-marker\r\n");
-    auto reply = redis.readUntil(END);
-    REQUIRE(reply.size() >= END.size());
-    return reply.substr(0, reply.size() - END.size());
-  };
-  std::string sets, gets, expected;
-  for (int i = 0; i < 1000; ++i) {
-    auto v = "v" + std::to_string(i);
-    sets += "SET k" + std::to_string(i) + " " + v + "\r\n";
-    gets += "GET k" + std::to_string(i) + "\r\n";
-    expected += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
-  }
-  run(sets);
-  CHECK(run(gets) == expected);  // memory holds at most 100 of them; the store has all 1000
+  RespScript redis(member);
+  auto run = [&](const std::string& commands) { return redis.run(commands); };
+  NumberedKeys keys(1000);
+  run(keys.sets);
+  CHECK(run(keys.gets) == keys.expected);  // memory holds at most 100 of them; the store has all 1000
   // Writes see the stored entry too: INCR goes on from the stored count, DEL removes it for good.
   run("SET counter 41\r\nSET gone 1\r\n");
   std::string evict;
@@ -244,5 +261,32 @@ TEST_CASE("persistence: Redis commands read entries evicted from memory through 
   CHECK(run("DEL gone\r\n") == ":1\r\n");
   run(evict);
   CHECK(run("GET gone\r\nEXISTS gone\r\n") == "$-1\r\n:0\r\n");
+  fs::remove(config);
+}
+
+TEST_CASE("persistence: Redis commands routed to another member read its evicted entries through",
+          "[persistence][integration][resp][cluster]") {
+  TempDir dir;
+  std::string config = dir.path + ".toml";
+  std::ofstream(config) << "[maps.default]\nmax-entries = 50\n";  // per member
+  ShoaldProcess first({"--data-dir", dir.path + "/a", "--config", config, "--resp", "127.0.0.1:0"}, "m1");
+  ShoaldProcess second({"--data-dir", dir.path + "/b", "--config", config, "--seeds", first.address()}, "m2");
+  auto client = connectTo(first);
+  for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+    auto info = client->cluster();
+    if (info.members.size() == 2 && info.migrating == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(client->cluster().members.size() == 2);
+  // Through m1's RESP port: about half the keys live on m2, which answers them (routed commands).
+  RespScript redis(first);
+  NumberedKeys keys(600);
+  redis.run(keys.sets);
+  CHECK(redis.run(keys.gets) == keys.expected);  // each member holds at most 50 in memory
+  auto m = client->rawMap("default");
+  size_t viaClient = 0;
+  for (int i = 0; i < 600; ++i)
+    viaClient += m.get("k" + std::to_string(i)) != std::optional<std::string>("v" + std::to_string(i));
+  CHECK(viaClient == 0);  // and the same through the client library
   fs::remove(config);
 }

@@ -124,26 +124,25 @@ void ClusterGateway::taskFailed(kj::Exception&& exception) {
   memberLog().debug("RESP forward failed: {}", exception.getDescription().cStr());
 }
 
+struct ClusterGateway::Run {
+  std::vector<cluster::RespCall> calls;
+  std::vector<std::string> replies;
+  bool executed = false;     // some command ran here (its writes must be stored before any reply)
+  size_t loaded = SIZE_MAX;  // the command whose keys were just loaded (absent ones stay absent)
+};
+
 kj::Promise<std::vector<std::string>> ClusterGateway::run(std::vector<cluster::RespCall> calls) {
-  // Read-through: keys evicted from memory come back from the store before any command runs.
-  kj::Vector<kj::Promise<void>> loads;
-  for (auto& call : calls) {
-    std::vector<std::string_view> views(call.args.begin(), call.args.end());
-    KJ_IF_MAYBE (loading, commands_.loadEvicted(views)) loads.add(kj::mv(*loading));
-  }
-  if (loads.empty()) return runLoaded(std::move(calls));
-  return kj::joinPromises(loads.releaseAsArray()).then([this, calls = std::move(calls)]() mutable {
-    return runLoaded(std::move(calls));
-  });
+  auto run = std::make_shared<Run>();
+  run->replies.resize(calls.size());
+  run->calls = std::move(calls);
+  return runFrom(run, 0);
 }
 
-kj::Promise<std::vector<std::string>> ClusterGateway::runLoaded(std::vector<cluster::RespCall> calls) {
-  std::vector<std::string> replies;
-  replies.reserve(calls.size());
-  bool executed = false;  // some command ran here (its writes must be stored before any reply)
-  for (auto& call : calls) {
+kj::Promise<std::vector<std::string>> ClusterGateway::runFrom(std::shared_ptr<Run> run, size_t first) {
+  for (size_t i = first; i < run->calls.size(); ++i) {
+    auto& call = run->calls[i];
+    auto& reply = run->replies[i];
     auto& args = call.args;
-    auto& reply = replies.emplace_back();
     if (args.empty()) {
       reply = "-ERR empty command\r\n";
       continue;
@@ -158,13 +157,23 @@ kj::Promise<std::vector<std::string>> ClusterGateway::runLoaded(std::vector<clus
       writer.error(route.kind == Route::Kind::REFUSE ? route.error : "TRYAGAIN the partition moved; retry");
       continue;
     }
+    // Read-through: keys evicted from memory come back from the store right before the command
+    // runs (loading the whole batch first could evict some of them again), in order.
+    if (run->loaded != i) {
+      KJ_IF_MAYBE (loading, commands_.loadEvicted(views)) {
+        return loading->then([this, run, i]() {
+          run->loaded = i;
+          return runFrom(run, i);
+        });
+      }
+    }
     commands_.execute(views, session_, writer);
-    executed = true;
+    run->executed = true;
   }
-  if (!executed || !maps_.hasPendingChanges()) return replies;
+  if (!run->executed || !maps_.hasPendingChanges()) return std::move(run->replies);
   return maps_.commit().then(
-      [replies = std::move(replies)]() mutable { return std::move(replies); },
-      [count = calls.size()](kj::Exception&& e) {
+      [run]() mutable { return std::move(run->replies); },
+      [count = run->calls.size()](kj::Exception&& e) {
         std::string text = e.getDescription().cStr();
         auto at = text.find("shoal:");
         auto error = "-ERR not stored: " + (at == std::string::npos ? text : text.substr(at)) + "\r\n";

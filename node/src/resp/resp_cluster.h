@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,8 @@ class ClusterGateway final : public ClusterAccess, private kj::TaskSet::ErrorHan
   kj::Promise<std::vector<std::string>> run(std::vector<cluster::RespCall> calls);
 
  private:
-  kj::Promise<std::vector<std::string>> runLoaded(std::vector<cluster::RespCall> calls);
+  struct Run;  // one run() call's commands and replies
+  kj::Promise<std::vector<std::string>> runFrom(std::shared_ptr<Run> run, size_t first);
   struct Queued {
     cluster::RespCall call;
     kj::Own<kj::PromiseFulfiller<std::string>> reply;
