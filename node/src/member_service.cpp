@@ -216,10 +216,13 @@ kj::Promise<void> MemberService::finishLocal(ExecuteContext context, Routing& ro
   // The backups apply the batch's changes while the store writes them; the reply waits for both.
   kj::Promise<std::set<partition::PartitionId>> replicated = std::set<partition::PartitionId>{};
   if (cluster_.replication().hasPending()) {
-    // Losing the quorum (min-cluster-size) ends the wait for backups at once: those writes are
-    // refused below instead of waiting out the replication timeout.
-    replicated = cluster_.replication().replicateSoon().exclusiveJoin(
-        cluster_.membership().whenWritesRefused().then([]() { return std::set<partition::PartitionId>{}; }));
+    replicated = cluster_.replication().replicateSoon();
+    if (cluster_.options().cluster.minClusterSize > 1) {
+      // Losing the quorum ends the wait for backups at once: those writes are refused below
+      // instead of waiting out the replication timeout.
+      replicated = replicated.exclusiveJoin(cluster_.membership().whenWritesRefused().then(
+          []() { return std::set<partition::PartitionId>{}; }));
+    }
   }
   kj::Promise<void> committed = kj::READY_NOW;
   if (maps_.hasPendingStore()) {
