@@ -72,7 +72,8 @@ bool Replication::replicated(partition::PartitionId p) const {
 void Replication::captureResult(partition::PartitionId p, uint64_t clientId, uint64_t requestId,
                                 uint64_t lowestPending, wire::OpResult::Reader result) {
   if (!replicated(p)) return;
-  capnp::MallocMessageBuilder message;
+  // Sized to the result (a few words), not capnp's default 8 KiB first segment, zeroed per write.
+  capnp::MallocMessageBuilder message(result.totalSize().wordCount + 1);
   message.setRoot(result);
   pending_[p].results.push_back(
       OwnedResult{clientId, requestId, lowestPending, capnp::messageToFlatArray(message)});
