@@ -7,12 +7,19 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("shoal::wire");
 
 struct PeerInfo {
-  id @0 :UInt64;          # random per process start, never 0
+  id @0 :UInt64;          # random, never 0; kept in the data directory, else new per start
   name @1 :Text;
   address @2 :Text;       # HOST:PORT of its RPC listener
   zone @3 :Text;          # empty: none
   joinedAtMs @4 :Int64;   # when the coordinator admitted it (Unix ms)
   leaving @5 :Bool;       # asked to leave: its partitions are moved away, then it is removed
+  incarnation @6 :UInt64; # random per process start: a restarted member keeps its id, not this
+}
+
+struct PartitionCopy {
+  # A copy of a partition a member restarted with, from its data directory.
+  partition @0 :UInt32;
+  version @1 :UInt64;   # the view version in which the member last held it complete; 0: unknown
 }
 
 struct PartitionReplicas {
@@ -90,9 +97,13 @@ struct RespCommand {
 }
 
 interface Peer {
-  join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo) -> (view :ClusterView);
+  join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo, copies :List(PartitionCopy))
+      -> (view :ClusterView);
   # Fails with "shoal:invalid-argument: ..." when the cluster name or partition count differs.
-  # Any member accepts it and passes it to the coordinator.
+  # Any member accepts it and passes it to the coordinator. `copies`: what a restarted member
+  # holds in its data directory; while partitions are not assigned yet (a whole cluster
+  # restarting), each partition goes first to the member with its newest copy. A join with the id
+  # of a member already in the view is a restarted incarnation: the old one is removed first.
 
   heartbeat @1 (from :UInt64, viewVersion :UInt64) -> (viewVersion :UInt64, known :Bool);
   # known: false when the answering coordinator does not count the sender as a member (it was

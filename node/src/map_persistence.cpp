@@ -15,6 +15,11 @@ namespace {
 
 constexpr int64_t PROBE_INTERVAL_MS = 1000;  // how often a failing store is retried
 constexpr const char* PROBE_MAP = "__shoal.probe";
+// One entry per partition the member holds a complete copy of: key COPY_KEY, meta.version = the
+// view version. It lives in the partition's own key range, so dropping the partition drops it
+// in the same range delete.
+constexpr const char* COPY_MAP = "__shoal.copy";
+constexpr const char* COPY_KEY = "copy";
 
 kj::Exception storeFailure(const std::string& message) {
   return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
@@ -38,9 +43,10 @@ class MapPersistence::TaskErrors final : public kj::TaskSet::ErrorHandler {
 };
 
 MapPersistence::MapPersistence(persistence::MapStore& store, WriteBehindMaps* behind,
-                               boost::asio::thread_pool& pool, kj::Timer& timer)
+                               boost::asio::thread_pool& pool, kj::Timer& timer, bool ownStore)
     : store_(store),
       behind_(behind),
+      ownStore_(ownStore),
       pool_(pool),
       timer_(timer),
       taskErrors_(std::make_unique<TaskErrors>()),
@@ -84,21 +90,42 @@ uint64_t MapPersistence::queuedWrites(const std::string& map) const {
   return it->second->pending();
 }
 
-uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
-                                    const std::function<MapRecords*(const std::string&)>& recordsOf,
-                                    const std::function<bool(const std::string&)>& isWriteBehind) {
-  uint64_t restored = 0;
+void MapPersistence::dropPartition(uint32_t p) {
+  if (!ownStore_) return;
+  OwnedWrite w{{}, p, {}, std::nullopt, {}, false};
+  w.dropsPartition = true;
+  pending_.push_back(std::move(w));
+}
+
+void MapPersistence::recordCopies(uint64_t version, const std::vector<uint32_t>& partitions) {
+  if (!ownStore_) return;
+  for (uint32_t p : partitions) {
+    OwnedWrite w{COPY_MAP, p, COPY_KEY, std::string(), {}, false};
+    w.meta.version = version;
+    pending_.push_back(std::move(w));
+  }
+}
+
+MapPersistence::Restored MapPersistence::restoreAll(
+    uint32_t partitionCount, const std::function<MapRecords*(const std::string&)>& recordsOf,
+    const std::function<bool(const std::string&)>& isWriteBehind) {
+  Restored restored;
   std::string lastMap;
   MapRecords* records = nullptr;
   for (uint32_t p = 0; p < partitionCount; ++p) {
     auto r = store_.forEach(p, [&](const persistence::StoredEntryView& e) {
+      if (e.map == COPY_MAP) {
+        restored.copies[p] = e.meta.version;
+        return true;
+      }
       if (e.map != lastMap) {
         lastMap = std::string(e.map);
         records = lastMap == PROBE_MAP ? nullptr : recordsOf(lastMap);
       }
       if (records) {
         restoreEntry(*records, p, e.key, e.value, e.meta);
-        ++restored;
+        restored.copies.try_emplace(p, 0);
+        ++restored.entries;
       }
       return true;
     });
@@ -107,14 +134,15 @@ uint64_t MapPersistence::restoreAll(uint32_t partitionCount,
                                               " from the data directory: " + r.error().toString());
     }
   }
-  if (behind_ != nullptr) restored += restoreQueued(recordsOf, isWriteBehind);
+  if (behind_ != nullptr) restored.entries += restoreQueued(recordsOf, isWriteBehind, restored.copies);
   // Restoring is not a change: nothing captured while loading needs writing back.
   pending_.clear();
   return restored;
 }
 
 uint64_t MapPersistence::restoreQueued(const std::function<MapRecords*(const std::string&)>& recordsOf,
-                                       const std::function<bool(const std::string&)>& isWriteBehind) {
+                                       const std::function<bool(const std::string&)>& isWriteBehind,
+                                       std::map<uint32_t, uint64_t>& copies) {
   auto names = behind_->openExisting();
   if (!names) {
     throw Error(ErrorCode::UNAVAILABLE,
@@ -143,6 +171,7 @@ uint64_t MapPersistence::restoreQueued(const std::function<MapRecords*(const std
     if (records == nullptr) continue;
     uint64_t mapApplied = 0;
     for (const auto& w : queue->pendingWrites()) {
+      copies.try_emplace(w.partition, 0);
       if (w.value) {
         restoreEntry(*records, w.partition, w.key, *w.value, w.meta);
       } else {
@@ -179,19 +208,37 @@ void MapPersistence::startFlush() {
   auto& store = store_;
   auto* behind = behind_;
   auto done = onPool<Outcome>(pool_, [&store, behind, group]() {
+    // In capture order: the writes before a partition drop are written (and dropped with it),
+    // those after it (a copy filling the partition again) stay.
     std::vector<persistence::StoreWrite> through, queued;
-    for (auto& w : group->writes) {
-      (w.behind ? queued : through).push_back(storeWriteOf(w.map, w.partition, w.key, w.value, w.meta));
-    }
     Outcome outcome;
-    if (!through.empty()) {
-      auto r = store.storeMany(through);
+    auto writeCaptured = [&]() {
+      if (!through.empty() && !outcome.store) {
+        auto r = store.storeMany(through);
+        if (!r) outcome.store = r.error();
+      }
+      if (!queued.empty() && !outcome.queue) {
+        auto r = behind->enqueue(queued);
+        if (!r) outcome.queue = r.error();
+      }
+      through.clear();
+      queued.clear();
+    };
+    for (auto& w : group->writes) {
+      if (!w.dropsPartition) {
+        (w.behind ? queued : through).push_back(storeWriteOf(w.map, w.partition, w.key, w.value, w.meta));
+        continue;
+      }
+      writeCaptured();
+      if (outcome.store || outcome.queue) continue;  // the failure is reported; a drop waits for it
+      if (behind != nullptr) {
+        auto r = behind->discardPartition(w.partition);
+        if (!r) outcome.queue = r.error();
+      }
+      auto r = store.dropPartition(w.partition);
       if (!r) outcome.store = r.error();
     }
-    if (!queued.empty()) {
-      auto r = behind->enqueue(queued);
-      if (!r) outcome.queue = r.error();
-    }
+    writeCaptured();
     return outcome;
   });
   tasks_->add(done.then([this, group](Outcome outcome) {

@@ -12,6 +12,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,9 +28,11 @@ namespace shoal::node {
 class MapPersistence {
  public:
   // `store` (and `behind`, null when no map can be write-behind) must outlive this object; their
-  // calls run on `pool`.
+  // calls run on `pool`. `ownStore`: the store is this member's alone (RocksDB in data-dir), so it
+  // holds exactly the partitions the member holds: partitions it gives up are dropped from it and
+  // its complete copies are recorded in it. An embedder's store is shared: neither happens.
   MapPersistence(persistence::MapStore& store, WriteBehindMaps* behind, boost::asio::thread_pool& pool,
-                 kj::Timer& timer);
+                 kj::Timer& timer, bool ownStore);
   ~MapPersistence();
 
   // Makes `records` persistent: its changes are captured from now on, for its store or (`behind`)
@@ -38,10 +41,24 @@ class MapPersistence {
   // Loads every stored entry of the maps that `recordsOf` accepts (by name, null: skip) into them,
   // then re-applies the writes still queued in write-behind queues, so memory shows every
   // acknowledged write. A queue whose map is no longer write-behind is flushed to the store first.
-  // Blocking, for start-up before anything is served. Returns entries restored.
-  uint64_t restoreAll(uint32_t partitionCount,
+  // Blocking, for start-up before anything is served.
+  struct Restored {
+    uint64_t entries = 0;
+    // The partitions the store had data of, each with the view version in which this member last
+    // held a complete copy of it (0: unknown — data without a recorded copy).
+    std::map<uint32_t, uint64_t> copies;
+  };
+  Restored restoreAll(uint32_t partitionCount,
                       const std::function<MapRecords*(const std::string&)>& recordsOf,
                       const std::function<bool(const std::string&)>& isWriteBehind);
+
+  // Own store only (no-ops otherwise), ordered with the changes captured before and after:
+  // `dropPartition` deletes what the store and the write-behind queues hold of `p` (and its copy
+  // record); `recordCopies` notes that this member holds complete copies of `partitions` in view
+  // `version` (read back by restoreAll after a restart). Made durable by the next commit().
+  void dropPartition(uint32_t p);
+  void recordCopies(uint64_t version, const std::vector<uint32_t>& partitions);
+  bool ownsStore() const { return ownStore_; }
 
   // Resolves when every change captured so far is stored; rejects with a "shoal:store-failed:"
   // failure when the store refused them. Changes of concurrent callers share one group commit.
@@ -67,7 +84,8 @@ class MapPersistence {
     std::string key;
     std::optional<std::string> value;
     persistence::StoredMeta meta;
-    bool behind;  // for the map's write-behind queue, not the store
+    bool behind;                  // for the map's write-behind queue, not the store
+    bool dropsPartition = false;  // not a write: drop `partition` from the store and the queues
   };
   struct Group {
     std::vector<OwnedWrite> writes;
@@ -82,10 +100,12 @@ class MapPersistence {
   void startProbe(bool behind);
   kj::Promise<void> probeLoop(bool behind);
   uint64_t restoreQueued(const std::function<MapRecords*(const std::string&)>& recordsOf,
-                         const std::function<bool(const std::string&)>& isWriteBehind);
+                         const std::function<bool(const std::string&)>& isWriteBehind,
+                         std::map<uint32_t, uint64_t>& copies);
 
   persistence::MapStore& store_;
   WriteBehindMaps* behind_;
+  bool ownStore_;
   mutable std::unordered_map<std::string, persistence::WriteBehindQueue*> openQueues_;  // queuedWrites()
   boost::asio::thread_pool& pool_;
   kj::Timer& timer_;

@@ -204,6 +204,15 @@ std::vector<const MapRecords*> MapService::allMaps() const {
   return out;
 }
 
+void MapService::dropPartition(partition::PartitionId p) {
+  for (auto& [_, m] : maps_) m->dropPartition(p);
+  if (persistence_ != nullptr) persistence_->dropPartition(p);
+}
+
+void MapService::recordCopies(uint64_t version, const std::vector<partition::PartitionId>& partitions) {
+  if (persistence_ != nullptr && !partitions.empty()) persistence_->recordCopies(version, partitions);
+}
+
 std::shared_ptr<ListenerHub> MapService::hub(const std::string& name) {
   auto it = hubs_.find(name);
   if (it != hubs_.end()) return it->second;

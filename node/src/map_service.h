@@ -113,6 +113,13 @@ class MapService {
   MapRecords& records(const std::string& name);  // creates on first use
   MapRecords* findRecords(const std::string& name);
   std::vector<const MapRecords*> allMaps() const;
+  // The member no longer holds (or is about to be filled again with) partition `p`: frees it in
+  // every map, and deletes it from the member's own store and write-behind queues (in order with
+  // the changes before and after; durable at the next commitStore()).
+  void dropPartition(partition::PartitionId p);
+  // Notes in the member's own store that it holds complete copies of `partitions` in view
+  // `version` (a whole-cluster restart picks the newest copy of each partition).
+  void recordCopies(uint64_t version, const std::vector<partition::PartitionId>& partitions);
 
   std::shared_ptr<ListenerHub> hub(const std::string& name);  // creates on first use
   void closeListeners(const std::string& reason);

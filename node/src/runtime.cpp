@@ -174,7 +174,12 @@ MemberStores openStores(const NodeOptions& options) {
   if (!options.dataDir.empty()) {
     persistence::RocksDbStoreOptions o;
     o.path = options.dataDir;
+    o.clusterName = options.cluster.name;
     o.partitionCount = options.partitionCount;
+    // Maps with a memory limit read evicted entries back from the store while it is written.
+    auto limited = [](const MapOptions& m) { return m.maxEntries > 0 || m.maxBytes > 0; };
+    o.pointReads = limited(options.defaultMap);
+    for (auto& [_, m] : options.maps) o.pointReads |= limited(m);
     auto store = persistence::RocksDbStore::open(o);
     if (!store) {
       throw Error(ErrorCode::UNAVAILABLE,
@@ -234,6 +239,9 @@ void Runtime::shardMain() {
   // Persistence: store and queue calls run on the blocking-work pool, never on this loop; the
   // pool is joined before the queues and stores go (the queues before their store).
   auto stores = openStores(options_);
+  // A member with a data directory keeps its identity there, and reports its copies when joining.
+  cluster::RestoredMember restored;
+  if (stores.dataDir) restored.id = stores.dataDir->marker().memberId;
   std::unique_ptr<WriteBehindMaps> writeBehindMaps;
   if (stores.dataDir) {
     writeBehindMaps = std::make_unique<WriteBehindMaps>(*stores.dataDir, *stores.target, options_);
@@ -243,21 +251,24 @@ void Runtime::shardMain() {
   std::unique_ptr<MapPersistence> persistence;
   std::unique_ptr<WriteBehindDriver> writeBehind;
   if (stores.target) {
+    // RocksDB in data-dir is this member's own; an embedder's store is shared by the members.
+    bool ownStore = stores.target == stores.dataDir;
     persistence = std::make_unique<MapPersistence>(*stores.target, writeBehindMaps.get(), blockingPool,
-                                                   io.provider->getTimer());
+                                                   io.provider->getTimer(), ownStore);
     maps.setPersistence(persistence.get());
     auto isWriteBehind = [&maps](const std::string& name) {
       return maps.modeOf(name) == MapPersistenceMode::WRITE_BEHIND;
     };
     auto started = std::chrono::steady_clock::now();
-    auto restored = persistence->restoreAll(
+    auto restoredData = persistence->restoreAll(
         options_.partitionCount,
         [&maps](const std::string& name) { return maps.isPersistent(name) ? &maps.records(name) : nullptr; },
         isWriteBehind);
     auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    if (ownStore) restored.copies = std::move(restoredData.copies);
     memberLog().info(
-        "restored {} entries from {} in {} ms", restored,
+        "restored {} entries ({} partitions) from {} in {} ms", restoredData.entries, restored.copies.size(),
         options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
         ms.count());
     if (writeBehindMaps) {
@@ -286,7 +297,7 @@ void Runtime::shardMain() {
   readerOptions.traversalLimitInWords = options_.limits.maxMessageBytes / 8 * 2;
   readerOptions.nestingLimit = 64;
   // Declared before the connections: their calls may wait on the cluster's links, so they go first.
-  cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_);
+  cluster::Cluster cluster(options_, clock, *io.provider, maps, readerOptions, address_, std::move(restored));
   // Redis commands: this member's gateway routes keys owned elsewhere; other members' gateways
   // route theirs here.
   resp::ClusterGateway respGateway(cluster, maps, options_.respMap, clock, address_);

@@ -89,6 +89,14 @@ persistence::StoreResult<void> WriteBehindMaps::enqueue(std::span<const persiste
   return {};
 }
 
+persistence::StoreResult<void> WriteBehindMaps::discardPartition(uint32_t partition) {
+  for (auto* queue : all()) {
+    auto discarded = queue->discardPartition(partition);
+    if (!discarded) return discarded.error();
+  }
+  return {};
+}
+
 void WriteBehindMaps::flushDue(const std::set<std::string>& skip) {
   for (auto* queue : all()) {
     if (skip.contains(queue->options().name)) continue;

@@ -43,6 +43,9 @@ class WriteBehindMaps {
   void flushDue(const std::set<std::string>& skip);
   // flushNow() of every queue; returns how many writes are still pending in all of them.
   uint64_t flushNow();
+  // Discards what every queue holds of `partition` (the member no longer holds a copy of it);
+  // waits for a flush of the queue in flight, so nothing of it reaches the store afterwards.
+  persistence::StoreResult<void> discardPartition(uint32_t partition);
   // A store and erase of a probe key in the log: does the queue's disk take writes again?
   persistence::StoreResult<void> probeLog();
 

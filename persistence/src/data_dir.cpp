@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
 namespace shoal::persistence {
@@ -80,6 +81,7 @@ std::string formatMarker(const DataDirMarker& marker) {
       << "cluster-name=" << marker.clusterName << "\n"
       << "partition-count=" << marker.partitionCount << "\n"
       << "created-time-ms=" << marker.createdTimeMs << "\n";
+  if (marker.memberId != 0) out << "member-id=" << std::hex << marker.memberId << std::dec << "\n";
   return out.str();
 }
 
@@ -100,6 +102,10 @@ StoreResult<DataDirMarker> parseMarker(const std::string& text, const std::strin
     marker.clusterName = fields.at("cluster-name");
     marker.partitionCount = static_cast<uint32_t>(std::stoul(fields.at("partition-count")));
     marker.createdTimeMs = std::stoll(fields.at("created-time-ms"));
+    if (auto id = fields.find("member-id"); id != fields.end()) {
+      marker.memberId = std::stoull(id->second, nullptr, 16);
+      if (marker.memberId == 0) throw std::invalid_argument("member-id 0");
+    }
   } catch (const std::exception&) {
     return StoreError{StoreErrorCode::CORRUPTION,
                       "marker " + path +
@@ -110,6 +116,13 @@ StoreResult<DataDirMarker> parseMarker(const std::string& text, const std::strin
 }
 
 namespace {
+uint64_t newMemberId() {
+  std::random_device device;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t(device()) << 32) | device();
+  return id;
+}
+
 StoreResult<PreparedDataDir> prepareUnchecked(const RocksDbStoreOptions& options, int64_t nowMs) {
   const fs::path dir(options.path);
   std::error_code ec;
@@ -135,7 +148,8 @@ StoreResult<PreparedDataDir> prepareUnchecked(const RocksDbStoreOptions& options
       return StoreError{StoreErrorCode::INVALID_ARGUMENT,
                         "data directory " + options.path + " is empty and createIfMissing is false"};
     }
-    DataDirMarker marker{DATA_DIR_FORMAT_VERSION, options.clusterName, options.partitionCount, nowMs};
+    DataDirMarker marker{DATA_DIR_FORMAT_VERSION, options.clusterName, options.partitionCount, nowMs,
+                         newMemberId()};
     auto written = writeMarker(dir, marker);
     if (!written) return written.error();
     return PreparedDataDir{std::move(marker), true};

@@ -69,9 +69,11 @@ StoreResult<void> RocksDbStore::Impl::openDb(bool fresh) {
   // instead of skip-list key comparisons, which dominated write-through CPU. The write-behind
   // queue's family too: its log is written on every enqueue and read only by iterators at open,
   // for dead letters and replay (operator commands, which pay for sorting the memtable); with a
-  // skip list its inserts were ~20% of a write-behind member's CPU.
+  // skip list its inserts were ~20% of a write-behind member's CPU. A store that serves point
+  // reads (read-through) keeps the skip list for entries: a vector memtable's Get copies and sorts
+  // the whole memtable, so loads under a write load took milliseconds each.
   rocksdb::ColumnFamilyOptions entryFamily(opts);
-  entryFamily.memtable_factory.reset(new rocksdb::VectorRepFactory());
+  if (!options.pointReads) entryFamily.memtable_factory.reset(new rocksdb::VectorRepFactory());
   rocksdb::ColumnFamilyOptions queueFamily(opts);
   queueFamily.memtable_factory.reset(new rocksdb::VectorRepFactory());
   // Its files hold mostly tombstones of flushed records and short-lived values: not worth compressing.

@@ -54,10 +54,38 @@ TEST_CASE("persistence: a fresh directory is initialised with a marker", "[persi
                          Catch::Contains("partition-count=271") && Catch::Contains("created-time-ms="));
   CHECK(fs::exists(dir.path() / "member-1/data/db/CURRENT"));
   int64_t created = (*store)->marker().createdTimeMs;
+  uint64_t memberId = (*store)->marker().memberId;
+  CHECK(memberId != 0);
   store.value().reset();
   auto again = RocksDbStore::open(optionsFor(dir.sub("member-1/data")));
   REQUIRE(again.ok());
   CHECK((*again)->marker().createdTimeMs == created);  // the marker is written once
+  CHECK((*again)->marker().memberId == memberId);      // the member comes back as itself
+  // Another directory is another member.
+  auto other = RocksDbStore::open(optionsFor(dir.sub("member-2/data")));
+  REQUIRE(other.ok());
+  CHECK((*other)->marker().memberId != memberId);
+}
+
+TEST_CASE("persistence: a directory made before member ids were kept opens without one",
+          "[persistence][unit]") {
+  TempDir dir;
+  auto store = RocksDbStore::open(optionsFor(dir.sub("data")));
+  REQUIRE(store.ok());
+  store.value().reset();
+  // Rewrite the marker as an older build wrote it: no member-id line.
+  std::string text = readFile(dir.path() / "data/SHOAL_DATA_DIR");
+  auto at = text.find("member-id=");
+  REQUIRE(at != std::string::npos);
+  std::ofstream(dir.path() / "data/SHOAL_DATA_DIR", std::ios::trunc) << text.substr(0, at);
+  auto older = RocksDbStore::open(optionsFor(dir.sub("data")));
+  REQUIRE(older.ok());
+  CHECK((*older)->marker().memberId == 0);
+  older.value().reset();
+  // A malformed id is a damaged marker, not a new identity.
+  std::ofstream(dir.path() / "data/SHOAL_DATA_DIR", std::ios::trunc)
+      << text.substr(0, at) << "member-id=zz\n";
+  CHECK(RocksDbStore::open(optionsFor(dir.sub("data"))).error().code == StoreErrorCode::CORRUPTION);
 }
 
 TEST_CASE("persistence: a directory with other files and no marker is refused and untouched",

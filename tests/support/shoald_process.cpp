@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -124,7 +126,12 @@ ShoaldProcess::ShoaldProcess(std::vector<std::string> extraArgs, std::string nam
 
 ShoaldProcess::~ShoaldProcess() {
   if (pid_ > 0 && terminate(5000) == -1) kill9();
-  if (!logPath_.empty()) unlink(logPath_.c_str());
+  if (logPath_.empty()) return;
+  if (std::getenv("SHOAL_TEST_KEEP_LOGS")) {  // to read a failed test's member logs afterwards
+    std::fprintf(stderr, "member log kept: %s\n", logPath_.c_str());
+  } else {
+    unlink(logPath_.c_str());
+  }
 }
 
 bool ShoaldProcess::alive() const {

@@ -8,11 +8,17 @@
 namespace shoal::node::cluster {
 namespace {
 
-MemberId newMemberId() {
+uint64_t randomNonZero() {
   std::random_device device;
-  MemberId id = 0;
+  uint64_t id = 0;
   while (id == 0) id = (uint64_t(device()) << 32) | device();
   return id;
+}
+
+std::set<partition::PartitionId> partitionsOf(const CopyVersions& copies) {
+  std::set<partition::PartitionId> out;
+  for (auto& [p, _] : copies) out.insert(p);
+  return out;
 }
 
 // The Peer interface other members call; dispatches to membership and replication.
@@ -75,15 +81,18 @@ class PeerService final : public wire::Peer::Server {
 }  // namespace
 
 Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProvider& io, MapService& maps,
-                 capnp::ReaderOptions readerOptions, const std::string& address)
+                 capnp::ReaderOptions readerOptions, const std::string& address, RestoredMember restored)
     : options_(options),
       timer_(io.getTimer()),
       links_(io.getNetwork(), readerOptions),
       membership_(options, clock, io.getTimer(), links_,
-                  MemberEntry{newMemberId(), options.name, address, options.cluster.zone, 0, false}),
+                  MemberEntry{restored.id != 0 ? restored.id : randomNonZero(), options.name, address,
+                              options.cluster.zone, 0, false, randomNonZero()},
+                  restored.copies),
       replication_(options, membership_, links_, maps, io.getTimer()),
       splitMerge_(options, clock, membership_, links_, maps, io.getTimer()),
       peer_(kj::heap<PeerService>(*this, membership_, replication_, splitMerge_)) {
+  replication_.setRestored(partitionsOf(restored.copies));
   membership_.setViewListener([this](const View& previous, const View& current) {
     replication_.onView(previous, current);
     splitMerge_.onView(previous, current);

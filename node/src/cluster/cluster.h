@@ -24,10 +24,16 @@ struct RespCall {
   int protocol = 2;        // the Redis client's RESP protocol (2 or 3)
 };
 
+// What a member brings back from its data directory.
+struct RestoredMember {
+  MemberId id = 0;      // its identity; 0: none kept (a new one is chosen)
+  CopyVersions copies;  // the partitions it has data of, with the version of its copy
+};
+
 class Cluster {
  public:
   Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProvider& io, MapService& maps,
-          capnp::ReaderOptions readerOptions, const std::string& address);
+          capnp::ReaderOptions readerOptions, const std::string& address, RestoredMember restored = {});
   ~Cluster();
 
   // Joins (or forms) the cluster; rejects with "shoal:invalid-argument: ..." when refused.

@@ -24,11 +24,12 @@ void writeMember(const MemberEntry& m, wire::PeerInfo::Builder out) {
   out.setZone(m.zone);
   out.setJoinedAtMs(m.joinedAtMs);
   out.setLeaving(m.leaving);
+  out.setIncarnation(m.incarnation);
 }
 
 MemberEntry readMember(wire::PeerInfo::Reader in) {
-  return MemberEntry{in.getId(),   in.getName(),       in.getAddress(),
-                     in.getZone(), in.getJoinedAtMs(), in.getLeaving()};
+  return MemberEntry{in.getId(),         in.getName(),    in.getAddress(),    in.getZone(),
+                     in.getJoinedAtMs(), in.getLeaving(), in.getIncarnation()};
 }
 
 }  // namespace
@@ -79,12 +80,13 @@ class Membership::TaskErrors final : public kj::TaskSet::ErrorHandler {
 };
 
 Membership::Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
-                       MemberEntry self)
+                       MemberEntry self, CopyVersions ownCopies)
     : options_(options),
       clock_(clock),
       timer_(timer),
       links_(links),
       self_(std::move(self)),
+      ownCopies_(std::move(ownCopies)),
       taskErrors_(std::make_unique<TaskErrors>()),
       tasks_(std::make_unique<kj::TaskSet>(*taskErrors_)) {}
 
@@ -123,6 +125,7 @@ kj::Promise<void> Membership::rejoinThrough(const std::string& address) {
 }
 
 kj::Promise<void> Membership::leaveAndJoin(std::vector<std::string> first) {
+  ownCopies_.clear();  // its data is dropped with the view it leaves
   joinAddresses_ = std::move(first);
   joinAddresses_.insert(joinAddresses_.end(), options_.seeds.begin(), options_.seeds.end());
   for (auto& m : view_.members) {
@@ -141,6 +144,7 @@ void Membership::formAlone() {
   self_.joinedAtMs = clock_.nowMs();
   memberLog().info("member '{}' ({:x}) starts cluster '{}'", self_.name, self_.id, options_.cluster.name);
   view_.members.clear();
+  restored_.add(self_.id, ownCopies_);
   recompute({self_}, true);
 }
 
@@ -162,6 +166,7 @@ kj::Promise<void> Membership::joinThrough(size_t seedIndex, int64_t deadlineMs) 
   request.setClusterName(options_.cluster.name);
   request.setPartitionCount(options_.partitionCount);
   writeMember(self_, request.initMember());
+  writeCopies(ownCopies_, request.initCopies(ownCopies_.size()));
   return timer_.timeoutAfter(JOIN_ATTEMPT_TIMEOUT_MS * kj::MILLISECONDS, request.send())
       .then(
           [this, seed](capnp::Response<wire::Peer::JoinResults>&& response) -> kj::Promise<void> {
@@ -202,6 +207,18 @@ kj::Promise<void> Membership::onJoin(
     return kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
                          kj::str("shoal:unavailable: this member has not joined a cluster yet"));
   }
+  if (auto* known = view_.find(joiner.id); known && known->incarnation != joiner.incarnation) {
+    // The member restarted (it keeps its id with its data directory) before it was declared
+    // dead: its old incarnation is gone, and the failure detector may say so now.
+    memberLog().warn("member '{}' ({:x}) restarted: its previous incarnation is gone", joiner.name,
+                     joiner.id);
+    lastHeard_[joiner.id] = 0;
+    if (!isCoordinator() && view_.members[0].id == joiner.id) {
+      return kj::Exception(
+          kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+          kj::str("shoal:unavailable: the coordinator restarted; retry once it is replaced"));
+    }
+  }
   if (!isCoordinator()) {
     // Pass it on to the coordinator and relay its answer.
     auto& coordinator = view_.members[0].address;
@@ -209,12 +226,23 @@ kj::Promise<void> Membership::onJoin(
     request.setClusterName(params.getClusterName());
     request.setPartitionCount(params.getPartitionCount());
     request.setMember(params.getMember());
+    request.setCopies(params.getCopies());
     return request.send().then([context](capnp::Response<wire::Peer::JoinResults>&& r) mutable {
       context.getResults().setView(r.getView());
     });
   }
   auto members = view_.members;
   auto it = std::find_if(members.begin(), members.end(), [&](auto& m) { return m.id == joiner.id; });
+  if (it != members.end() && it->incarnation != joiner.incarnation) {
+    // First a view without the old incarnation (its partitions go to their backups), then the
+    // new one joins like any member (it is filled again).
+    links_.drop(it->address);
+    members.erase(it);
+    recompute(members, true);
+    members = view_.members;
+    it = members.end();
+  }
+  restored_.add(joiner.id, readCopies(params.getCopies()));
   if (it == members.end()) {
     joiner.joinedAtMs = clock_.nowMs();
     joiner.leaving = false;
@@ -436,6 +464,7 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
   next.members = std::move(kept);
   next.table = from;
   bool assign = from.assigned() || next.members.size() >= options_.cluster.initialMinClusterSize;
+  if (assign && from.assigned()) restored_.clear();  // copies matter only for the first assignment
   if (assign) {
     std::vector<partition::MemberSlot> slots;
     std::vector<MemberId> alive;
@@ -448,11 +477,30 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
     }
     auto target = partition::targetPlacement(
         options_.partitionCount, slots, options_.cluster.backupCount + options_.cluster.asyncBackupCount);
-    next.table = partition::nextTable(from, target, alive);
+    if (!from.assigned() && !restored_.empty()) {
+      // A restart with data: each partition starts on the member with its newest copy.
+      auto base = restored_.baseTable(target, alive);
+      auto empty = RestoredCopies::uncopied(base);
+      if (empty == 0) {
+        memberLog().info("partitions assigned from the copies the {} members restarted with",
+                         next.members.size());
+      } else {
+        memberLog().warn(
+            "partitions assigned from the copies the {} members restarted with; {} of {} start "
+            "empty: no member that joined has a copy of them",
+            next.members.size(), empty, options_.partitionCount);
+      }
+      next.table = partition::nextTable(base, target, alive);
+      restored_.clear();
+    } else {
+      next.table = partition::nextTable(from, target, alive);
+    }
   }
   bool tableChanged = next.table.partitions != view_.table.partitions;
   if (!membersChanged && !tableChanged) return;
-  next.version = view_.version + 1;
+  // Versions continue above every copy a restarted member reported, so that copies recorded from
+  // now on are newer than any recorded before the restart.
+  next.version = std::max(view_.version, restored_.highestVersion()) + 1;
   if (next.table.partitions.empty()) {
     next.table.epoch = 0;
   } else {

@@ -18,6 +18,7 @@
 
 #include "../record_store.h"
 #include "peer_links.h"
+#include "restored_copies.h"
 #include "shoal/node/options.h"
 #include "shoal/partition/placement.h"
 
@@ -32,6 +33,7 @@ struct MemberEntry {
   std::string zone;
   int64_t joinedAtMs = 0;
   bool leaving = false;
+  uint64_t incarnation = 0;  // per process start (the id stays with the data directory)
 };
 
 struct View {
@@ -50,8 +52,9 @@ class Membership {
  public:
   using ViewListener = std::function<void(const View& previous, const View& current)>;
 
+  // `ownCopies`: the partitions this member restarted with (from its data directory).
   Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
-             MemberEntry self);
+             MemberEntry self, CopyVersions ownCopies = {});
   ~Membership();
 
   // Joins through the seeds (or forms a cluster alone); resolves once this member is in a view.
@@ -125,6 +128,8 @@ class Membership {
   ViewListener listener_;
   std::vector<std::string> joinAddresses_;  // seeds, and on a rejoin the last known members
   std::map<MemberId, int64_t> lastHeard_;   // Unix ms of the last heartbeat from / answer of each member
+  CopyVersions ownCopies_;                  // reported when joining, until this member drops its data
+  RestoredCopies restored_;                 // coordinator: gathered until partitions are first assigned
   bool publishScheduled_ = false;
   int64_t lastTickMs_ = 0;  // the heartbeat loop's last run, to notice this member was paused
   kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;

@@ -234,7 +234,8 @@ wire::ReplicateStatus Replication::applyPart(uint64_t epoch, MemberId from,
   auto& state = backups_[p];
   auto seq = part.getSeq();
   if (part.getBeginFill()) {
-    for (auto* map : maps_.allMaps()) const_cast<MapRecords*>(map)->dropPartition(p);
+    maps_.dropPartition(p);  // in memory and in the store, before the copy's first entries
+    restored_.erase(p);
     state = BackupState{true, from, seq};
   } else if (!state.known) {
     state = BackupState{true, from, seq};
@@ -263,12 +264,9 @@ wire::ReplicateStatus Replication::applyPart(uint64_t epoch, MemberId from,
 
 void Replication::onView(const View& previous, const View& current) {
   auto self = membership_.selfId();
+  persistHoldings(previous, current);
   if (previous.find(self) && !current.find(self)) {
     // Out of the cluster: what this member holds may be stale; it is filled again after a rejoin.
-    for (auto* map : maps_.allMaps()) {
-      for (partition::PartitionId p = 0; p < options_.partitionCount; ++p)
-        const_cast<MapRecords*>(map)->dropPartition(p);
-    }
     backups_.clear();
     fills_.clear();
     pending_.clear();
@@ -277,14 +275,40 @@ void Replication::onView(const View& previous, const View& current) {
   if (current.table.assigned()) {
     for (partition::PartitionId p = 0; p < current.table.partitions.size(); ++p) {
       bool held = p < previous.table.partitions.size() && previous.table.partitions[p].holds(self);
-      if (held && !current.table.partitions[p].holds(self)) {
-        // No longer a replica: free the memory (the new replicas were filled from the primary).
-        for (auto* map : maps_.allMaps()) const_cast<MapRecords*>(map)->dropPartition(p);
-        backups_.erase(p);
-      }
+      if (held && !current.table.partitions[p].holds(self)) backups_.erase(p);
     }
   }
   ensureFills();
+}
+
+void Replication::persistHoldings(const View& previous, const View& current) {
+  auto self = membership_.selfId();
+  if (previous.find(self) && !current.find(self)) {
+    for (partition::PartitionId p = 0; p < options_.partitionCount; ++p) maps_.dropPartition(p);
+    restored_.clear();
+  } else if (current.table.assigned() && current.find(self)) {
+    std::vector<partition::PartitionId> copies;
+    for (partition::PartitionId p = 0; p < current.table.partitions.size(); ++p) {
+      auto& replicas = current.table.partitions[p];
+      bool held = p < previous.table.partitions.size() && previous.table.partitions[p].holds(self);
+      if (!replicas.holds(self)) {
+        // No longer a replica (the new replicas were filled from the primary), or restored data
+        // of a partition the cluster placed elsewhere: free it, and delete it from the store.
+        if (held || restored_.count(p)) maps_.dropPartition(p);
+      } else if (!replicas.isFilling(self)) {
+        // Recorded when the partition's replicas change (or this copy became complete): a member
+        // that drops out of them keeps an older version than those that go on taking writes.
+        bool same = p < previous.table.partitions.size() && previous.table.partitions[p] == replicas &&
+                    previous.find(self) != nullptr;
+        if (!same) copies.push_back(p);
+      }
+    }
+    restored_.clear();
+    maps_.recordCopies(current.version, copies);
+  } else {
+    return;
+  }
+  if (maps_.hasPendingStore()) tasks_->add(maps_.commitStore());
 }
 
 bool Replication::stillFilling(const FillKey& key) const {

@@ -50,6 +50,9 @@ class Replication {
   kj::Promise<void> onReplicate(
       capnp::CallContext<wire::Peer::ReplicateParams, wire::Peer::ReplicateResults> context);
   void onView(const View& previous, const View& current);
+  // Partitions this member restored from its data directory at start: those the first table it
+  // is part of does not give it are dropped (memory and store), so they cannot come back later.
+  void setRestored(std::set<partition::PartitionId> partitions) { restored_ = std::move(partitions); }
 
   uint32_t fillsRunning() const { return running_; }
 
@@ -96,6 +99,9 @@ class Replication {
   wire::ReplicateStatus applyPart(uint64_t epoch, MemberId from, wire::PartitionWrites::Reader part);
   bool stillFilling(const FillKey& key) const;
   bool replicated(partition::PartitionId p) const;  // primary here, with backups
+  // After a view change: drops what this member no longer holds and records the complete copies
+  // it holds in its own store (for a whole-cluster restart).
+  void persistHoldings(const View& previous, const View& current);
 
   const NodeOptions& options_;
   Membership& membership_;
@@ -106,7 +112,8 @@ class Replication {
   std::map<FillKey, uint64_t> nextSeq_;  // per partition and backup, on the primary
   std::map<FillKey, Fill> fills_;        // copies under way or queued, on the primary
   uint32_t running_ = 0;
-  std::map<partition::PartitionId, BackupState> backups_;                     // on a backup
+  std::map<partition::PartitionId, BackupState> backups_;  // on a backup
+  std::set<partition::PartitionId> restored_;              // restored at start, not yet given by a table
   kj::Maybe<kj::ForkedPromise<std::set<partition::PartitionId>>> nextFlush_;  // replicateSoon()'s shared call
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;

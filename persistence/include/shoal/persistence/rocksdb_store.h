@@ -26,7 +26,11 @@ struct RocksDbStoreOptions {
   bool compression = true;                    // LZ4 for SST blocks (the WAL and memtables stay raw)
   uint32_t bloomBitsPerKey = 10;              // bloom filter bits per key for loads, 0 = none, <= 32
   uint64_t reservedDiskBytes = 128ull << 20;  // NO_SPACE below this much free disk; 0 = off, else >= 2 *
-                                              // writeBufferBytes (128 MiB)
+                                              // writeBufferBytes (128 MiB)  // The store answers load() while
+                                              // it is being written (read-through of entries evicted from
+  // memory): map entries get a skip-list memtable. Otherwise a vector memtable (cheaper inserts),
+  // where every load sorts a copy of the whole unflushed memtable.
+  bool pointReads = false;
 };
 
 // What the marker file records; fixed when the directory is first initialised.
@@ -35,6 +39,10 @@ struct DataDirMarker {
   std::string clusterName;
   uint32_t partitionCount = 0;
   int64_t createdTimeMs = 0;  // Unix ms of the first open
+  // The member's identity in its cluster, chosen at random when the directory is initialised, so
+  // a member restarted with its data comes back as itself (same placement). 0: a directory made
+  // before identities were kept (the member picks a new id on every start).
+  uint64_t memberId = 0;
 };
 
 // Estimates from RocksDB's properties, for metrics; cheap to read.

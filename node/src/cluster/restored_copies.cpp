@@ -1,0 +1,69 @@
+// The newest copy of each partition at a whole-cluster restart; see restored_copies.h.
+#include "restored_copies.h"
+
+#include <algorithm>
+
+namespace shoal::node::cluster {
+
+void writeCopies(const CopyVersions& copies, capnp::List<wire::PartitionCopy>::Builder out) {
+  size_t i = 0;
+  for (auto& [p, version] : copies) {
+    out[i].setPartition(p);
+    out[i].setVersion(version);
+    ++i;
+  }
+}
+
+CopyVersions readCopies(capnp::List<wire::PartitionCopy>::Reader in) {
+  CopyVersions copies;
+  for (auto c : in) copies[c.getPartition()] = c.getVersion();
+  return copies;
+}
+
+void RestoredCopies::add(partition::MemberId member, CopyVersions copies) {
+  for (auto& [_, version] : copies) highest_ = std::max(highest_, version);
+  if (copies.empty()) {
+    byMember_.erase(member);
+  } else {
+    byMember_[member] = std::move(copies);
+  }
+}
+
+partition::PartitionTable RestoredCopies::baseTable(
+    const std::vector<std::vector<partition::MemberId>>& target,
+    const std::vector<partition::MemberId>& members) const {
+  partition::PartitionTable base;
+  base.partitions.resize(target.size());
+  for (partition::PartitionId p = 0; p < target.size(); ++p) {
+    const auto& ranked = target[p];
+    auto rank = [&](partition::MemberId m) {
+      auto at = std::find(ranked.begin(), ranked.end(), m);
+      return static_cast<size_t>(at - ranked.begin());  // not in the target: after every target replica
+    };
+    partition::MemberId best = 0;
+    uint64_t bestVersion = 0;
+    for (auto m : members) {
+      auto held = byMember_.find(m);
+      if (held == byMember_.end()) continue;
+      auto copy = held->second.find(p);
+      if (copy == held->second.end()) continue;
+      bool better =
+          best == 0 || copy->second > bestVersion ||
+          (copy->second == bestVersion && (rank(m) < rank(best) || (rank(m) == rank(best) && m < best)));
+      if (better) {
+        best = m;
+        bestVersion = copy->second;
+      }
+    }
+    if (best != 0) base.partitions[p].replicas.push_back(best);
+  }
+  return base;
+}
+
+uint32_t RestoredCopies::uncopied(const partition::PartitionTable& base) {
+  uint32_t n = 0;
+  for (auto& r : base.partitions) n += r.replicas.empty() ? 1 : 0;
+  return n;
+}
+
+}  // namespace shoal::node::cluster
