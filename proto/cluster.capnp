@@ -97,12 +97,14 @@ struct RespCommand {
 }
 
 interface Peer {
-  join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo, copies :List(PartitionCopy))
-      -> (view :ClusterView);
+  join @0 (clusterName :Text, partitionCount :UInt32, member :PeerInfo, copies :List(PartitionCopy),
+           lastMembers :UInt32) -> (view :ClusterView);
   # Fails with "shoal:invalid-argument: ..." when the cluster name or partition count differs.
   # Any member accepts it and passes it to the coordinator. `copies`: what a restarted member
   # holds in its data directory; while partitions are not assigned yet (a whole cluster
-  # restarting), each partition goes first to the member with its newest copy. A join with the id
+  # restarting), each partition goes first to the member with its newest copy. `lastMembers`:
+  # how many members its newest copy's view had (the first assignment waits for as many, for up
+  # to cluster.restart-wait). A join with the id
   # of a member already in the view is a restarted incarnation: the old one is removed first.
 
   heartbeat @1 (from :UInt64, viewVersion :UInt64) -> (viewVersion :UInt64, known :Bool);

@@ -250,7 +250,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
                                                         "initial-min-cluster-size",
                                                         "min-cluster-size",
                                                         "fill-chunk-entries",
-                                                        "merge-probe-interval"};
+                                                        "merge-probe-interval",
+                                                        "restart-wait"};
     for (auto& [k, _] : *cluster) {
       if (!KNOWN_CLUSTER.count(std::string(k.str())))
         throw ConfigError("cluster." + std::string(k.str()) + ": unknown option");
@@ -266,7 +267,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
     for (auto [key, field] :
          {std::pair{"heartbeat-interval", &c.heartbeatIntervalMs},
           std::pair{"failure-timeout", &c.failureTimeoutMs}, std::pair{"join-timeout", &c.joinTimeoutMs},
-          std::pair{"merge-probe-interval", &c.mergeProbeIntervalMs}}) {
+          std::pair{"merge-probe-interval", &c.mergeProbeIntervalMs},
+          std::pair{"restart-wait", &c.restartWaitMs}}) {
       int64_t ms = *field;
       readDuration(*cluster, key, "cluster.", &ms);
       *field = static_cast<uint32_t>(std::min<int64_t>(ms, UINT32_MAX));

@@ -5,6 +5,7 @@
 #include <kj/debug.h>
 
 #include <boost/asio/post.hpp>
+#include <cstdlib>
 
 #include "member_log.h"
 #include "pool_call.h"
@@ -97,10 +98,11 @@ void MapPersistence::dropPartition(uint32_t p) {
   pending_.push_back(std::move(w));
 }
 
-void MapPersistence::recordCopies(uint64_t version, const std::vector<uint32_t>& partitions) {
+void MapPersistence::recordCopies(uint64_t version, uint32_t members,
+                                  const std::vector<uint32_t>& partitions) {
   if (!ownStore_) return;
   for (uint32_t p : partitions) {
-    OwnedWrite w{COPY_MAP, p, COPY_KEY, std::string(), {}, false};
+    OwnedWrite w{COPY_MAP, p, COPY_KEY, std::to_string(members), {}, false};
     w.meta.version = version;
     pending_.push_back(std::move(w));
   }
@@ -110,12 +112,18 @@ MapPersistence::Restored MapPersistence::restoreAll(
     uint32_t partitionCount, const std::function<MapRecords*(const std::string&)>& recordsOf,
     const std::function<bool(const std::string&)>& isWriteBehind) {
   Restored restored;
+  uint64_t newestCopy = 0;
   std::string lastMap;
   MapRecords* records = nullptr;
   for (uint32_t p = 0; p < partitionCount; ++p) {
     auto r = store_.forEach(p, [&](const persistence::StoredEntryView& e) {
       if (e.map == COPY_MAP) {
         restored.copies[p] = e.meta.version;
+        if (e.meta.version >= newestCopy) {
+          newestCopy = e.meta.version;
+          restored.lastMembers =
+              static_cast<uint32_t>(std::strtoul(std::string(e.value).c_str(), nullptr, 10));
+        }
         return true;
       }
       if (e.map != lastMap) {

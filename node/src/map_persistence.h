@@ -47,6 +47,7 @@ class MapPersistence {
     // The partitions the store had data of, each with the view version in which this member last
     // held a complete copy of it (0: unknown — data without a recorded copy).
     std::map<uint32_t, uint64_t> copies;
+    uint32_t lastMembers = 0;  // members of the newest view a copy was recorded in
   };
   Restored restoreAll(uint32_t partitionCount,
                       const std::function<MapRecords*(const std::string&)>& recordsOf,
@@ -57,7 +58,8 @@ class MapPersistence {
   // record); `recordCopies` notes that this member holds complete copies of `partitions` in view
   // `version` (read back by restoreAll after a restart). Made durable by the next commit().
   void dropPartition(uint32_t p);
-  void recordCopies(uint64_t version, const std::vector<uint32_t>& partitions);
+  // `members`: how many members that view had (a restart waits for as many).
+  void recordCopies(uint64_t version, uint32_t members, const std::vector<uint32_t>& partitions);
   bool ownsStore() const { return ownStore_; }
 
   // Resolves when every change captured so far is stored; rejects with a "shoal:store-failed:"

@@ -209,8 +209,10 @@ void MapService::dropPartition(partition::PartitionId p) {
   if (persistence_ != nullptr) persistence_->dropPartition(p);
 }
 
-void MapService::recordCopies(uint64_t version, const std::vector<partition::PartitionId>& partitions) {
-  if (persistence_ != nullptr && !partitions.empty()) persistence_->recordCopies(version, partitions);
+void MapService::recordCopies(uint64_t version, uint32_t members,
+                              const std::vector<partition::PartitionId>& partitions) {
+  if (persistence_ != nullptr && !partitions.empty())
+    persistence_->recordCopies(version, members, partitions);
 }
 
 std::shared_ptr<ListenerHub> MapService::hub(const std::string& name) {

@@ -119,7 +119,8 @@ class MapService {
   void dropPartition(partition::PartitionId p);
   // Notes in the member's own store that it holds complete copies of `partitions` in view
   // `version` (a whole-cluster restart picks the newest copy of each partition).
-  void recordCopies(uint64_t version, const std::vector<partition::PartitionId>& partitions);
+  void recordCopies(uint64_t version, uint32_t members,
+                    const std::vector<partition::PartitionId>& partitions);
 
   std::shared_ptr<ListenerHub> hub(const std::string& name);  // creates on first use
   void closeListeners(const std::string& reason);

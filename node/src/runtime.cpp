@@ -266,9 +266,13 @@ void Runtime::shardMain() {
         isWriteBehind);
     auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    if (ownStore) restored.copies = std::move(restoredData.copies);
+    for (auto& [p, _] : restoredData.copies) restored.loaded.insert(p);
+    if (ownStore) {  // a shared store's data is nobody's copy
+      restored.copies = std::move(restoredData.copies);
+      restored.lastMembers = restoredData.lastMembers;
+    }
     memberLog().info(
-        "restored {} entries ({} partitions) from {} in {} ms", restoredData.entries, restored.copies.size(),
+        "restored {} entries ({} partitions) from {} in {} ms", restoredData.entries, restored.loaded.size(),
         options_.store ? std::string("the embedder's store") : "data-dir '" + options_.dataDir + "'",
         ms.count());
     if (writeBehindMaps) {

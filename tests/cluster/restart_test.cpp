@@ -107,9 +107,9 @@ std::map<std::string, std::string> read(shoal::Client& client, const std::string
 TEST_CASE(
     "cluster: a whole cluster killed and restarted from its data directories has every acknowledged write",
     "[cluster][restart]") {
+  // No initial-min-cluster-size: partitions wait for the members of the last view by themselves.
   auto config = shoal::test::writeTempFile(
-      "[cluster]\ninitial-min-cluster-size = 3\n"
-      "[maps.behind]\npersistence = \"write-behind\"\nwrite-delay = \"1h\"\n");
+      "[maps.behind]\npersistence = \"write-behind\"\nwrite-delay = \"1h\"\nwrite-batch-size = 100000\n");
   PersistentCluster cluster(3, config);
   auto before = cluster.waitSettled(3, 0);
   auto kept = entries("order-", 0, 3000, "v1-");
@@ -127,9 +127,11 @@ TEST_CASE(
   }
   for (size_t i = 0; i < 3; ++i) cluster.kill9(i);
 
-  // Back in another order: m3 starts the cluster, the others join it.
+  // Back in another order, one by one: m3 starts the cluster alone, the others join it later.
   cluster.start(2, "");
+  std::this_thread::sleep_for(500ms);
   cluster.start(0, cluster.member(2).address());
+  std::this_thread::sleep_for(500ms);
   cluster.start(1, cluster.member(2).address());
   auto after = cluster.waitSettled(3, 2);
   CHECK(after.tableEpoch > before.tableEpoch);  // views continue above the copies' versions
@@ -140,7 +142,10 @@ TEST_CASE(
   CHECK(wrong == 0);
   CHECK(read(*client, "orders", keysOf(deleted)).empty());
   CHECK(read(*client, "behind", keysOf(queued)).size() == queued.size());
-  CHECK_THAT(cluster.member(2).log(), Catch::Contains("partitions assigned from the copies the 3 members"));
+  CHECK_THAT(cluster.member(2).log(), Catch::Contains("queued write-behind writes"));  // from its queue
+  CHECK_THAT(cluster.member(2).log(),
+             Catch::Contains("partitions wait for the 3 members of the last view") &&
+                 Catch::Contains("partitions assigned from the copies the 3 members"));
   CHECK_THAT(cluster.member(2).log(), !Catch::Contains("start empty"));
   std::remove(config.c_str());
 }
@@ -165,10 +170,14 @@ TEST_CASE("cluster: a member restarted in a running cluster brings back nothing 
   CHECK(read(*cluster.client(), "orders", keysOf(old)).empty());
 
   // Only m3 is left, started alone from its data directory: it has what it held after its
-  // rejoin (copied from the others), never the entries deleted while it was down.
+  // rejoin (copied from the others), never the entries deleted while it was down. It waits
+  // restart-wait for the other two members of its last view, then goes on without them.
   for (size_t i = 0; i < 3; ++i) cluster.kill9(i);
-  cluster.start(2, "");
+  auto alone = shoal::test::writeTempFile("[cluster]\nrestart-wait = \"1500ms\"\n");
+  cluster.start(2, "", alone);
   cluster.waitSettled(1, 2);
+  CHECK_THAT(cluster.member(2).log(), Catch::Contains("restart-wait ran out with 1 of the 3 members"));
+  std::remove(alone.c_str());
   auto client = cluster.client();
   CHECK(read(*client, "orders", keysOf(old)).empty());
   auto got = read(*client, "orders", keysOf(fresh));
@@ -204,5 +213,28 @@ TEST_CASE("cluster: a member restarted before it is declared dead replaces its o
                     << " failed calls (last: " << writers.lastFailure() << ")");
   CHECK(missing.empty());
   CHECK(writers.failures() == 0);
+  std::remove(config.c_str());
+}
+
+TEST_CASE("cluster: writes queued for write-behind survive kill -9 of their primary in its backup's queue",
+          "[cluster][restart][write-behind]") {
+  auto config = shoal::test::writeTempFile(
+      "[maps.behind]\npersistence = \"write-behind\"\nwrite-delay = \"1h\"\nwrite-batch-size = 100000\n");
+  PersistentCluster cluster(2, config);
+  cluster.waitSettled(2, 0);
+  auto queued = entries("queued-", 0, 1000, "q");
+  cluster.client()->rawMap("behind").putAll(queued);  // acknowledged once queued on both members
+  cluster.kill9(0);
+  cluster.waitSettled(1, 1);
+  // m2's own durable queue holds every write, also those of the partitions m1 was primary of.
+  auto report = cluster.client()->flushWriteBehind("behind", 20000ms);
+  CHECK(report.written == queued.size());
+  CHECK(report.failed.empty());
+  // Stored for good: m2 killed too and started alone, with nothing left in its queue, has them all.
+  cluster.kill9(1);
+  cluster.start(1, "");
+  cluster.waitSettled(1, 1);
+  CHECK(read(*cluster.client(), "behind", keysOf(queued)).size() == queued.size());
+  CHECK_THAT(cluster.member(1).log(), !Catch::Contains("re-applied"));  // the queue was empty
   std::remove(config.c_str());
 }

@@ -15,12 +15,6 @@ uint64_t randomNonZero() {
   return id;
 }
 
-std::set<partition::PartitionId> partitionsOf(const CopyVersions& copies) {
-  std::set<partition::PartitionId> out;
-  for (auto& [p, _] : copies) out.insert(p);
-  return out;
-}
-
 // The Peer interface other members call; dispatches to membership and replication.
 class PeerService final : public wire::Peer::Server {
  public:
@@ -88,11 +82,11 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
       membership_(options, clock, io.getTimer(), links_,
                   MemberEntry{restored.id != 0 ? restored.id : randomNonZero(), options.name, address,
                               options.cluster.zone, 0, false, randomNonZero()},
-                  restored.copies),
+                  restored.copies, restored.lastMembers),
       replication_(options, membership_, links_, maps, io.getTimer()),
       splitMerge_(options, clock, membership_, links_, maps, io.getTimer()),
       peer_(kj::heap<PeerService>(*this, membership_, replication_, splitMerge_)) {
-  replication_.setRestored(partitionsOf(restored.copies));
+  replication_.setRestored(std::move(restored.loaded));
   membership_.setViewListener([this](const View& previous, const View& current) {
     replication_.onView(previous, current);
     splitMerge_.onView(previous, current);
@@ -143,7 +137,9 @@ std::string Cluster::notReadyReason() const {
   if (!view.find(membership_.selfId())) return "this member is no longer part of its cluster";
   return "the cluster has " + std::to_string(view.members.size()) +
          " members; partitions are assigned once cluster.initial-min-cluster-size (" +
-         std::to_string(options_.cluster.initialMinClusterSize) + ") have joined";
+         std::to_string(options_.cluster.initialMinClusterSize) +
+         ") have joined, and after a restart with data once the members of the last view are back (for up to "
+         "cluster.restart-wait)";
 }
 
 }  // namespace shoal::node::cluster

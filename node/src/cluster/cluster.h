@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,12 @@ struct RespCall {
 
 // What a member brings back from its data directory.
 struct RestoredMember {
-  MemberId id = 0;      // its identity; 0: none kept (a new one is chosen)
-  CopyVersions copies;  // the partitions it has data of, with the version of its copy
+  MemberId id = 0;           // its identity; 0: none kept (a new one is chosen)
+  CopyVersions copies;       // the partitions it has data of, with the version of its copy
+  uint32_t lastMembers = 0;  // members of the newest view it recorded a copy in
+  // Partitions it loaded data of at start (those of `copies`, or from an embedder's shared store):
+  // freed once the cluster places them elsewhere.
+  std::set<partition::PartitionId> loaded;
 };
 
 class Cluster {

@@ -80,13 +80,14 @@ class Membership::TaskErrors final : public kj::TaskSet::ErrorHandler {
 };
 
 Membership::Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
-                       MemberEntry self, CopyVersions ownCopies)
+                       MemberEntry self, CopyVersions ownCopies, uint32_t ownLastMembers)
     : options_(options),
       clock_(clock),
       timer_(timer),
       links_(links),
       self_(std::move(self)),
       ownCopies_(std::move(ownCopies)),
+      ownLastMembers_(ownLastMembers),
       taskErrors_(std::make_unique<TaskErrors>()),
       tasks_(std::make_unique<kj::TaskSet>(*taskErrors_)) {}
 
@@ -126,6 +127,7 @@ kj::Promise<void> Membership::rejoinThrough(const std::string& address) {
 
 kj::Promise<void> Membership::leaveAndJoin(std::vector<std::string> first) {
   ownCopies_.clear();  // its data is dropped with the view it leaves
+  ownLastMembers_ = 0;
   joinAddresses_ = std::move(first);
   joinAddresses_.insert(joinAddresses_.end(), options_.seeds.begin(), options_.seeds.end());
   for (auto& m : view_.members) {
@@ -144,7 +146,7 @@ void Membership::formAlone() {
   self_.joinedAtMs = clock_.nowMs();
   memberLog().info("member '{}' ({:x}) starts cluster '{}'", self_.name, self_.id, options_.cluster.name);
   view_.members.clear();
-  restored_.add(self_.id, ownCopies_);
+  noteRestored(self_.id, ownCopies_, ownLastMembers_);
   recompute({self_}, true);
 }
 
@@ -167,6 +169,7 @@ kj::Promise<void> Membership::joinThrough(size_t seedIndex, int64_t deadlineMs) 
   request.setPartitionCount(options_.partitionCount);
   writeMember(self_, request.initMember());
   writeCopies(ownCopies_, request.initCopies(ownCopies_.size()));
+  request.setLastMembers(ownLastMembers_);
   return timer_.timeoutAfter(JOIN_ATTEMPT_TIMEOUT_MS * kj::MILLISECONDS, request.send())
       .then(
           [this, seed](capnp::Response<wire::Peer::JoinResults>&& response) -> kj::Promise<void> {
@@ -227,6 +230,7 @@ kj::Promise<void> Membership::onJoin(
     request.setPartitionCount(params.getPartitionCount());
     request.setMember(params.getMember());
     request.setCopies(params.getCopies());
+    request.setLastMembers(params.getLastMembers());
     return request.send().then([context](capnp::Response<wire::Peer::JoinResults>&& r) mutable {
       context.getResults().setView(r.getView());
     });
@@ -242,7 +246,7 @@ kj::Promise<void> Membership::onJoin(
     members = view_.members;
     it = members.end();
   }
-  restored_.add(joiner.id, readCopies(params.getCopies()));
+  noteRestored(joiner.id, readCopies(params.getCopies()), params.getLastMembers());
   if (it == members.end()) {
     joiner.joinedAtMs = clock_.nowMs();
     joiner.leaving = false;
@@ -463,7 +467,7 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
   View next;
   next.members = std::move(kept);
   next.table = from;
-  bool assign = from.assigned() || next.members.size() >= options_.cluster.initialMinClusterSize;
+  bool assign = from.assigned() || next.members.size() >= membersToAssign();
   if (assign && from.assigned()) restored_.clear();  // copies matter only for the first assignment
   if (assign) {
     std::vector<partition::MemberSlot> slots;
@@ -528,6 +532,38 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
       return;
     }
   }
+}
+
+void Membership::noteRestored(MemberId member, CopyVersions copies, uint32_t lastMembers) {
+  if (view_.table.assigned()) {
+    restored_.add(member, std::move(copies), lastMembers);  // for the versions only
+    return;
+  }
+  restored_.add(member, std::move(copies), lastMembers);
+  if (restartWaitStarted_ || restored_.expectedMembers() <= options_.cluster.initialMinClusterSize ||
+      options_.cluster.restartWaitMs == 0) {
+    return;
+  }
+  restartWaitStarted_ = true;
+  memberLog().info(
+      "restarting with data: partitions wait for the {} members of the last view (up to "
+      "cluster.restart-wait, {} ms)",
+      restored_.expectedMembers(), options_.cluster.restartWaitMs);
+  tasks_->add(timer_.afterDelay(options_.cluster.restartWaitMs * kj::MILLISECONDS).then([this]() {
+    restartWaitOver_ = true;
+    if (!isCoordinator() || view_.table.assigned()) return;
+    memberLog().warn(
+        "cluster.restart-wait ran out with {} of the {} members of the last view: assigning "
+        "partitions from the copies of those present",
+        view_.members.size(), restored_.expectedMembers());
+    recompute(view_.members, false);
+  }));
+}
+
+uint32_t Membership::membersToAssign() {
+  uint32_t n = options_.cluster.initialMinClusterSize;
+  if (!restartWaitOver_ && options_.cluster.restartWaitMs > 0) n = std::max(n, restored_.expectedMembers());
+  return n;
 }
 
 void Membership::schedulePublish() {

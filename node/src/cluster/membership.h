@@ -54,7 +54,7 @@ class Membership {
 
   // `ownCopies`: the partitions this member restarted with (from its data directory).
   Membership(const NodeOptions& options, const Clock& clock, kj::Timer& timer, PeerLinks& links,
-             MemberEntry self, CopyVersions ownCopies = {});
+             MemberEntry self, CopyVersions ownCopies = {}, uint32_t ownLastMembers = 0);
   ~Membership();
 
   // Joins through the seeds (or forms a cluster alone); resolves once this member is in a view.
@@ -115,6 +115,10 @@ class Membership {
   void recompute(std::vector<MemberEntry> members, bool membersChanged,
                  const partition::PartitionTable* base = nullptr);
   void schedulePublish();
+  // Coordinator, before partitions are assigned: members to wait for (initial-min-cluster-size,
+  // or after a restart with data the members of the last view, until restart-wait runs out).
+  uint32_t membersToAssign();
+  void noteRestored(MemberId member, CopyVersions copies, uint32_t lastMembers);
   void publishNow();
   void publishTo(const std::string& address);  // the current view, to one member
   void adopt(View view);
@@ -129,7 +133,10 @@ class Membership {
   std::vector<std::string> joinAddresses_;  // seeds, and on a rejoin the last known members
   std::map<MemberId, int64_t> lastHeard_;   // Unix ms of the last heartbeat from / answer of each member
   CopyVersions ownCopies_;                  // reported when joining, until this member drops its data
-  RestoredCopies restored_;                 // coordinator: gathered until partitions are first assigned
+  uint32_t ownLastMembers_ = 0;             // members of the view of its newest copy
+  bool restartWaitOver_ = false;            // cluster.restart-wait ran out (or was never started)
+  bool restartWaitStarted_ = false;
+  RestoredCopies restored_;  // coordinator: gathered until partitions are first assigned
   bool publishScheduled_ = false;
   int64_t lastTickMs_ = 0;  // the heartbeat loop's last run, to notice this member was paused
   kj::Own<kj::PromiseFulfiller<void>> leftFulfiller_;

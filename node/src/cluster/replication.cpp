@@ -304,7 +304,7 @@ void Replication::persistHoldings(const View& previous, const View& current) {
       }
     }
     restored_.clear();
-    maps_.recordCopies(current.version, copies);
+    maps_.recordCopies(current.version, static_cast<uint32_t>(current.members.size()), copies);
   } else {
     return;
   }

@@ -20,8 +20,11 @@ CopyVersions readCopies(capnp::List<wire::PartitionCopy>::Reader in) {
   return copies;
 }
 
-void RestoredCopies::add(partition::MemberId member, CopyVersions copies) {
-  for (auto& [_, version] : copies) highest_ = std::max(highest_, version);
+void RestoredCopies::add(partition::MemberId member, CopyVersions copies, uint32_t lastMembers) {
+  uint64_t newest = 0;
+  for (auto& [_, version] : copies) newest = std::max(newest, version);
+  if (newest > 0 && newest >= highest_) expected_ = lastMembers;
+  highest_ = std::max(highest_, newest);
   if (copies.empty()) {
     byMember_.erase(member);
   } else {

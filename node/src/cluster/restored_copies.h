@@ -22,8 +22,11 @@ CopyVersions readCopies(capnp::List<wire::PartitionCopy>::Reader in);
 
 class RestoredCopies {
  public:
-  // `member` restarted with `copies` (replaces what it reported before).
-  void add(partition::MemberId member, CopyVersions copies);
+  // `member` restarted with `copies`, the newest recorded in a view of `lastMembers` members
+  // (replaces what it reported before).
+  void add(partition::MemberId member, CopyVersions copies, uint32_t lastMembers);
+  // How many members the newest view any restarted member recorded a copy in had (0: none).
+  uint32_t expectedMembers() const { return expected_; }
   bool empty() const { return byMember_.empty(); }
   // The highest version any restarted member reported, ever (views continue above it, so copies
   // recorded after the restart are newer than every copy recorded before it).
@@ -42,6 +45,7 @@ class RestoredCopies {
  private:
   std::map<partition::MemberId, CopyVersions> byMember_;
   uint64_t highest_ = 0;
+  uint32_t expected_ = 0;
 };
 
 }  // namespace shoal::node::cluster

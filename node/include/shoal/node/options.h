@@ -77,14 +77,17 @@ struct Limits {
 
 // How members find each other, replicate and detect failures.
 struct ClusterOptions {
-  std::string name = "shoal";            // cluster name; members of another cluster are refused
-  std::string zone = "";                 // this member's zone; replicas prefer distinct zones
-  uint32_t backupCount = 1;              // synchronous backups per partition (0 .. 6)
-  uint32_t asyncBackupCount = 0;         // backups after those, not waited for (sync + async <= 6)
-  uint32_t heartbeatIntervalMs = 200;    // how often members heartbeat each other (10 .. 10000)
-  uint32_t failureTimeoutMs = 1000;      // silence after which a member is declared dead (>= 2 heartbeats)
-  uint32_t joinTimeoutMs = 3000;         // seeds unreachable this long: start a cluster alone
-  uint32_t initialMinClusterSize = 1;    // partitions are assigned once this many members joined
+  std::string name = "shoal";          // cluster name; members of another cluster are refused
+  std::string zone = "";               // this member's zone; replicas prefer distinct zones
+  uint32_t backupCount = 1;            // synchronous backups per partition (0 .. 6)
+  uint32_t asyncBackupCount = 0;       // backups after those, not waited for (sync + async <= 6)
+  uint32_t heartbeatIntervalMs = 200;  // how often members heartbeat each other (10 .. 10000)
+  uint32_t failureTimeoutMs = 1000;    // silence after which a member is declared dead (>= 2 heartbeats)
+  uint32_t joinTimeoutMs = 3000;       // seeds unreachable this long: start a cluster alone
+  uint32_t initialMinClusterSize = 1;  // partitions are assigned once this many members joined
+  // After a restart with data, partitions also wait (this long at most) for as many members as
+  // the last view before the restart had, so that every member brings its copies back; 0 = no wait.
+  uint32_t restartWaitMs = 30000;
   uint32_t minClusterSize = 0;           // quorum: a member hearing fewer members refuses writes; 0 = off
   uint32_t fillChunkEntries = 2000;      // entries per message when copying a partition to a backup
   uint32_t mergeProbeIntervalMs = 1000;  // a coordinator looks for the other side of a healed
