@@ -176,8 +176,17 @@ Transport::Link& Transport::linkFor(const std::string& address) {
   return link;
 }
 
+std::vector<Transport::Link*> Transport::allLinks() const {
+  // A snapshot: routing an op may add a link (a member at a new address), which may reallocate
+  // io_->links under a loop over it.
+  std::vector<Link*> out;
+  out.reserve(io_->links.size());
+  for (auto& link : io_->links) out.push_back(link.get());
+  return out;
+}
+
 void Transport::pumpAll() {
-  for (auto& link : io_->links) pump(*link);
+  for (auto* link : allLinks()) pump(*link);
 }
 
 Transport::Link* Transport::ownerLink(const Operation& op) {
@@ -492,8 +501,8 @@ void Transport::applyTable(wire::Member::ClusterResults::Reader r) {
     disconnect(link, "member " + address + " left the partition table");
   }
   // Ops waiting in a queue follow the new table.
-  for (auto& link : io_->links) {
-    if (link.get() != &homeLink()) reroute(*link);
+  for (auto* link : allLinks()) {
+    if (link != &homeLink()) reroute(*link);
   }
   pumpAll();
 }
@@ -521,12 +530,12 @@ kj::Promise<void> Transport::tickLoop() {
 
 void Transport::tick() {
   auto now = Clock::now();
-  for (auto& link : io_->links) {
+  for (auto* link : allLinks()) {
     if (options_.smartRouting && link->slow(now) && now >= link->nextSlowCheck) {
       link->nextSlowCheck = now + SLOW_CALL;
       refreshTable(nullptr);
     }
-    if (link->breaker.isOpen(now) && !link->queue.empty() && link.get() != &homeLink()) {
+    if (link->breaker.isOpen(now) && !link->queue.empty() && link != &homeLink()) {
       reroute(*link);  // to the home member, which forwards
       continue;
     }

@@ -76,6 +76,7 @@ class Transport {
   Link& linkFor(const std::string& address);
   void reroute(Link& link);
   void pumpAll();
+  std::vector<Link*> allLinks() const;
   Link& homeLink();
   void moveHome(Link& failed);
   void refreshTable(Link* via);
