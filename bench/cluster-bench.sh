@@ -11,8 +11,12 @@
 #   3. Migration: ENTRIES entries of VALUE_SIZE bytes in two members, then a third joins while
 #      shoal-bench keeps a foreground load; time until the table settles (no replica filling), the
 #      data the newcomer received per second, and the foreground p99 / max latency meanwhile.
+#   4. Whole-cluster restart: three members with data directories (write-through) hold ENTRIES
+#      entries; all are killed with SIGKILL and started again; time from the first start until
+#      the table is assigned and settled (restore, wait for the last view's members, first
+#      assignment from the newest copies, refill of the backups), and the entries found afterwards.
 # Environment: BUILD_DIR (default build), CALLERS (50), ROUNDS (3), SECONDS_PER_RUN (5),
-# FAILOVERS (3), ENTRIES (200000), VALUE_SIZE (1000), SECTIONS ("1 2 3": which parts to run).
+# FAILOVERS (3), ENTRIES (200000), VALUE_SIZE (1000), SECTIONS ("1 2 3 4": which parts to run).
 # Needs jq. Stops every process it starts.
 set -euo pipefail
 
@@ -25,7 +29,7 @@ SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
 FAILOVERS="${FAILOVERS:-3}"
 ENTRIES="${ENTRIES:-200000}"
 VALUE_SIZE="${VALUE_SIZE:-1000}"
-SECTIONS="${SECTIONS:-1 2 3}"
+SECTIONS="${SECTIONS:-1 2 3 4}"
 wanted() { [[ " $SECTIONS " == *" $1 "* ]]; }
 SHOALD="$BUILD_DIR/node/shoald"
 BENCH="$BUILD_DIR/bench/shoal-bench"
@@ -43,10 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME [SEED_ADDRESS]: starts a member on a kernel-picked port; sets ADDRESS and PID.
+# start NAME [SEED_ADDRESS [SHOALD_ARGS...]]: starts a member on a kernel-picked port; sets
+# ADDRESS and PID.
 start() {
   local name="$1" seed="${2:-}" log="$WORK/$1.log"
-  local args=(--name "$name" --listen 127.0.0.1:0 --log-level warn)
+  shift $(( $# < 2 ? $# : 2 ))
+  local args=(--name "$name" --listen 127.0.0.1:0 --log-level warn "$@")
   [[ -n "$seed" ]] && args+=(--seeds "$seed")
   "$SHOALD" "${args[@]}" >"$log" 2>&1 &
   PID=$!
@@ -71,7 +77,8 @@ settled() {
   for _ in $(seq 600); do
     local doc
     doc="$("$CTL" --servers "$1" --json cluster 2>/dev/null || true)"
-    if [[ -n "$doc" && "$(jq '.members | length' <<<"$doc")" == "$2" && "$(jq '.migrating' <<<"$doc")" == 0 ]]; then
+    if [[ -n "$doc" && "$(jq '.members | length' <<<"$doc")" == "$2" && "$(jq '.migrating' <<<"$doc")" == 0 &&
+          "$(jq '.tableEpoch' <<<"$doc")" != 0 ]]; then
       return 0
     fi
     sleep 0.1
@@ -165,6 +172,30 @@ awk -v b="$bytes" -v n="$received" -v s="$started" -v e="$ended" -v p99="$(jq '.
     per = b / 271; moved = per * n; t = e - s;
     printf "settled %.1f s after the join; the newcomer received %d partition replicas (~%.0f MB) -> %.1f MB/s\n", t, n, moved / 1e6, moved / 1e6 / t
     printf "foreground load meanwhile: p99 %.1f ms, max %.0f ms, %d errors\n", p99, max, errors
+  }'
+stop_all
+fi
+
+if wanted 4; then
+echo "== 4. whole-cluster restart: 3 members with data directories, $ENTRIES entries of $VALUE_SIZE bytes, kill -9 of all"
+start m1 "" --data-dir "$WORK/d1"
+first="$ADDRESS"
+start m2 "$first" --data-dir "$WORK/d2"
+start m3 "$first" --data-dir "$WORK/d3"
+settled "$first" 3
+"$BENCH" --servers "$first" --map kept --value-size "$VALUE_SIZE" --load "$ENTRIES" >/dev/null 2>&1
+before="$("$CTL" --servers "$first" size kept)"
+stop_all
+started=$(date +%s.%N)
+start m1 "" --data-dir "$WORK/d1"
+first="$ADDRESS"
+start m2 "$first" --data-dir "$WORK/d2"
+start m3 "$first" --data-dir "$WORK/d3"
+settled "$first" 3
+ended=$(date +%s.%N)
+after="$("$CTL" --servers "$first" size kept)"
+awk -v s="$started" -v e="$ended" -v b="$before" -v a="$after" 'BEGIN {
+    printf "settled %.2f s after the first start (all three started at once); entries %d before, %d after\n", e - s, b, a
   }'
 stop_all
 fi
