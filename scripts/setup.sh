@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache capnproto libcapnp-dev libboost-dev
   libxxhash-dev librocksdb-dev libspdlog-dev catch2 libbenchmark-dev libcli11-dev
-  libtomlplusplus-dev nlohmann-json3-dev redis-server redis-tools python3-redis iproute2 nftables)
+  libtomlplusplus-dev nlohmann-json3-dev libjemalloc-dev redis-server redis-tools python3-redis iproute2 nftables)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
