@@ -90,6 +90,13 @@ struct MergeEntry {
   maxIdleMs @8 :Int64;
 }
 
+struct MapDigest {
+  # Anti-entropy: what one map holds of one partition, summed order-independently.
+  map @0 :Text;
+  digest @1 :UInt64;   # sum of a hash of (key, value, version) per entry
+  entries @2 :UInt64;
+}
+
 struct RespCommand {
   args @0 :List(Data);
   localOnly @1 :Bool;
@@ -142,4 +149,12 @@ interface Peer {
   mergeEntries @9 (entries :List(MergeEntry)) -> (notOwned :List(UInt32));
   # Applies merged entries by the merge policy (higher version wins, then later update) on their
   # partition's primary; answers the indexes of entries whose partition it is not primary of.
+
+  checkDigests @10 (epoch :UInt64, from :UInt64, partition :UInt32, seq :UInt64, maps :List(MapDigest),
+                    expiringBeforeMs :Int64) -> (compared :Bool, matches :Bool);
+  # Anti-entropy, from a partition's primary to one of its backups: the primary's digests of the
+  # partition after the writes it sent up to `seq`. compared: the backup applied exactly those
+  # (else nothing is said); matches: its own digests of the same maps are equal. A backup that
+  # does not match is copied again. Entries that expire before `expiringBeforeMs` (Unix ms, the
+  # primary's clock plus a margin) are left out on both sides: they may be swept on one only.
 }

@@ -251,7 +251,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
                                                         "min-cluster-size",
                                                         "fill-chunk-entries",
                                                         "merge-probe-interval",
-                                                        "restart-wait"};
+                                                        "restart-wait",
+                                                        "anti-entropy-interval"};
     for (auto& [k, _] : *cluster) {
       if (!KNOWN_CLUSTER.count(std::string(k.str())))
         throw ConfigError("cluster." + std::string(k.str()) + ": unknown option");
@@ -268,7 +269,8 @@ void readConfigFile(const std::string& path, NodeOptions* o) {
          {std::pair{"heartbeat-interval", &c.heartbeatIntervalMs},
           std::pair{"failure-timeout", &c.failureTimeoutMs}, std::pair{"join-timeout", &c.joinTimeoutMs},
           std::pair{"merge-probe-interval", &c.mergeProbeIntervalMs},
-          std::pair{"restart-wait", &c.restartWaitMs}}) {
+          std::pair{"restart-wait", &c.restartWaitMs},
+          std::pair{"anti-entropy-interval", &c.antiEntropyIntervalMs}}) {
       int64_t ms = *field;
       readDuration(*cluster, key, "cluster.", &ms);
       *field = static_cast<uint32_t>(std::min<int64_t>(ms, UINT32_MAX));

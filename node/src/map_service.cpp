@@ -215,6 +215,34 @@ void MapService::recordCopies(uint64_t version, uint32_t members,
     persistence_->recordCopies(version, members, partitions);
 }
 
+namespace {
+bool keptWhole(const MapConfig& c) {
+  return c.maxEntries == 0 && c.maxBytes == 0;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, MapRecords::Digest>> MapService::digests(partition::PartitionId p,
+                                                                            int64_t expiringBeforeMs) {
+  std::vector<std::pair<std::string, MapRecords::Digest>> out;
+  for (auto& [name, m] : maps_) {
+    if (keptWhole(m->config())) out.emplace_back(name, m->digest(p, expiringBeforeMs));
+  }
+  return out;
+}
+
+bool MapService::sameDigests(partition::PartitionId p, int64_t expiringBeforeMs,
+                             const std::vector<std::pair<std::string, MapRecords::Digest>>& theirs) {
+  for (auto& [name, digest] : theirs) {
+    auto* m = findRecords(name);
+    if (m == nullptr) {
+      if (digest.entries != 0 && keptWhole(configFor(name))) return false;
+      continue;
+    }
+    if (keptWhole(m->config()) && m->digest(p, expiringBeforeMs) != digest) return false;
+  }
+  return true;
+}
+
 std::shared_ptr<ListenerHub> MapService::hub(const std::string& name) {
   auto it = hubs_.find(name);
   if (it != hubs_.end()) return it->second;

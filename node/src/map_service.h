@@ -121,6 +121,14 @@ class MapService {
   // `version` (a whole-cluster restart picks the newest copy of each partition).
   void recordCopies(uint64_t version, uint32_t members,
                     const std::vector<partition::PartitionId>& partitions);
+  // Anti-entropy: digests of partition `p` of every map this member keeps whole (maps with a
+  // memory limit evict on each replica on their own, so their copies may differ by design).
+  std::vector<std::pair<std::string, MapRecords::Digest>> digests(partition::PartitionId p,
+                                                                  int64_t expiringBeforeMs);
+  // Whether this member's copy of `p` has the same digests for those maps (maps it limits itself
+  // are not compared).
+  bool sameDigests(partition::PartitionId p, int64_t expiringBeforeMs,
+                   const std::vector<std::pair<std::string, MapRecords::Digest>>& theirs);
 
   std::shared_ptr<ListenerHub> hub(const std::string& name);  // creates on first use
   void closeListeners(const std::string& reason);

@@ -76,6 +76,8 @@ void NodeOptions::validate() const {
           "cluster.initial-min-cluster-size", "must be 1..1000");
   require(cluster.minClusterSize <= 1000, "cluster.min-cluster-size", "must be 0..1000");
   require(cluster.fillChunkEntries >= 1, "cluster.fill-chunk-entries", "must be >= 1");
+  require(cluster.antiEntropyIntervalMs == 0 || cluster.antiEntropyIntervalMs >= 100,
+          "cluster.anti-entropy-interval", "must be 0 (never) or >= 100 ms");
   require(cluster.mergeProbeIntervalMs == 0 || cluster.mergeProbeIntervalMs >= 100,
           "cluster.merge-probe-interval", "must be 0 (never merge) or >= 100 ms");
   static const char* LEVELS[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};

@@ -672,6 +672,17 @@ uint64_t MapRecords::scanPartition(PartitionId p, uint64_t cursor, uint32_t limi
   return 0;
 }
 
+MapRecords::Digest MapRecords::digest(PartitionId p, int64_t expiringBeforeMs) {
+  Digest d;
+  scanPartition(p, 0, std::numeric_limits<uint32_t>::max(), [&d, expiringBeforeMs](const RecordChange& c) {
+    if (c.maxIdleMs > 0 || (c.expirationTimeMs != 0 && c.expirationTimeMs < expiringBeforeMs)) return;
+    uint64_t valueHash = XXH3_64bits_withSeed(c.value.data(), c.value.size(), c.version);
+    d.sum += XXH3_64bits_withSeed(c.key.data(), c.key.size(), valueHash);
+    ++d.entries;
+  });
+  return d;
+}
+
 void MapRecords::applyReplicated(const RecordChange& c) {
   if (c.kind == RecordChange::Kind::STORE) {
     auto sink = std::move(sink_);  // evictions it causes are this member's business, not events

@@ -177,6 +177,16 @@ class MapRecords {
   // STORE changes, from `cursor` (0 starts); returns the next cursor, 0 when done. Every entry
   // present for the whole iteration is passed at least once. Cursors fit in 48 bits.
   uint64_t scanPartition(PartitionId p, uint64_t cursor, uint32_t limit, const ChangeSink& fn);
+  // Anti-entropy: an order-independent digest of partition `p` (a sum of a hash of key, value and
+  // version per live entry; left out: entries with a max-idle, whose expiry follows reads that
+  // only the primary sees, and those expiring before `expiringBeforeMs`, which may be swept on one
+  // replica only) and the number of entries it covers.
+  struct Digest {
+    uint64_t sum = 0;
+    uint64_t entries = 0;
+    bool operator==(const Digest&) const = default;
+  };
+  Digest digest(PartitionId p, int64_t expiringBeforeMs);
   // Applies a change made on the partition's primary: STORE restores the entry exactly (version,
   // deadlines), ERASE removes it. Emits no events; passes the change on to the change sink.
   void applyReplicated(const RecordChange& change);

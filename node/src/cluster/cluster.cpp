@@ -18,8 +18,13 @@ uint64_t randomNonZero() {
 // The Peer interface other members call; dispatches to membership and replication.
 class PeerService final : public wire::Peer::Server {
  public:
-  PeerService(Cluster& cluster, Membership& membership, Replication& replication, SplitMerge& splitMerge)
-      : cluster_(cluster), membership_(membership), replication_(replication), splitMerge_(splitMerge) {}
+  PeerService(Cluster& cluster, Membership& membership, Replication& replication, SplitMerge& splitMerge,
+              AntiEntropy& antiEntropy)
+      : cluster_(cluster),
+        membership_(membership),
+        replication_(replication),
+        splitMerge_(splitMerge),
+        antiEntropy_(antiEntropy) {}
 
   kj::Promise<void> join(JoinContext context) override { return membership_.onJoin(context); }
   kj::Promise<void> heartbeat(HeartbeatContext context) override { return membership_.onHeartbeat(context); }
@@ -44,6 +49,9 @@ class PeerService final : public wire::Peer::Server {
   }
   kj::Promise<void> mergeEntries(MergeEntriesContext context) override {
     return splitMerge_.onMergeEntries(context);
+  }
+  kj::Promise<void> checkDigests(CheckDigestsContext context) override {
+    return antiEntropy_.onCheck(context);
   }
   kj::Promise<void> resp(RespContext context) override {
     auto commands = context.getParams().getCommands();
@@ -70,6 +78,7 @@ class PeerService final : public wire::Peer::Server {
   Membership& membership_;
   Replication& replication_;
   SplitMerge& splitMerge_;
+  AntiEntropy& antiEntropy_;
 };
 
 }  // namespace
@@ -85,7 +94,8 @@ Cluster::Cluster(const NodeOptions& options, const Clock& clock, kj::AsyncIoProv
                   restored.copies, restored.lastMembers),
       replication_(options, membership_, links_, maps, io.getTimer()),
       splitMerge_(options, clock, membership_, links_, maps, io.getTimer()),
-      peer_(kj::heap<PeerService>(*this, membership_, replication_, splitMerge_)) {
+      antiEntropy_(options, clock, membership_, links_, maps, replication_, io.getTimer()),
+      peer_(kj::heap<PeerService>(*this, membership_, replication_, splitMerge_, antiEntropy_)) {
   replication_.setRestored(std::move(restored.loaded));
   membership_.setViewListener([this](const View& previous, const View& current) {
     replication_.onView(previous, current);
@@ -123,6 +133,7 @@ kj::Promise<std::vector<std::string>> Cluster::handleResp(std::vector<RespCall> 
 
 kj::Promise<void> Cluster::start() {
   splitMerge_.start();
+  antiEntropy_.start();
   return membership_.start();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "anti_entropy.h"
 #include "membership.h"
 #include "peer_links.h"
 #include "replication.h"
@@ -71,6 +72,7 @@ class Cluster {
   Membership membership_;
   Replication replication_;
   SplitMerge splitMerge_;
+  AntiEntropy antiEntropy_;
   wire::Peer::Client peer_;
   RespHandler respHandler_;
   std::vector<Membership::ViewListener> viewListeners_;

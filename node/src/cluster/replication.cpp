@@ -3,6 +3,8 @@
 
 #include <capnp/serialize.h>
 
+#include <cstdlib>
+
 #include "../map_service.h"
 #include "../member_log.h"
 
@@ -38,6 +40,11 @@ Replication::Replication(const NodeOptions& options, Membership& membership, Pee
       timer_(timer),
       taskErrors_(std::make_unique<TaskErrors>()),
       tasks_(std::make_unique<kj::TaskSet>(*taskErrors_)) {
+  if (const char* drop = std::getenv("SHOAL_FAULT_DROP_REPLICATED")) {
+    dropFirst_ = std::strtoull(drop, nullptr, 10);
+    if (dropFirst_ > 0)
+      memberLog().warn("fault injection: the first {} replicated changes are dropped", dropFirst_);
+  }
   tasks_->add(kj::evalLater([this]() {
     struct Loop {
       static kj::Promise<void> run(Replication* self) {
@@ -245,6 +252,10 @@ wire::ReplicateStatus Replication::applyPart(uint64_t epoch, MemberId from,
     state.lastSeq = seq;
   }
   for (auto c : part.getChanges()) {
+    if (dropFirst_ > 0) {
+      --dropFirst_;
+      continue;
+    }
     std::string name = c.getMap();
     maps_.records(name).applyReplicated(RecordChange{
         c.getErase() ? RecordChange::Kind::ERASE : RecordChange::Kind::STORE, p, viewOf(c.getKey()),
@@ -309,6 +320,29 @@ void Replication::persistHoldings(const View& previous, const View& current) {
     return;
   }
   if (maps_.hasPendingStore()) tasks_->add(maps_.commitStore());
+}
+
+bool Replication::quiet(partition::PartitionId p) const {
+  if (pending_.count(p)) return false;
+  auto it = fills_.lower_bound({p, 0});
+  return it == fills_.end() || it->first.first != p;
+}
+
+uint64_t Replication::sentSeq(partition::PartitionId p, MemberId backup) const {
+  auto it = nextSeq_.find({p, backup});
+  return it == nextSeq_.end() ? 0 : it->second;
+}
+
+void Replication::refill(partition::PartitionId p, MemberId backup) {
+  auto& fill = fills_[{p, backup}];
+  if (fill.state != Fill::State::RUNNING) fill = Fill{};
+  startQueuedFills();
+}
+
+std::optional<uint64_t> Replication::appliedSeq(partition::PartitionId p, MemberId from) const {
+  auto it = backups_.find(p);
+  if (it == backups_.end() || !it->second.known || it->second.from != from) return std::nullopt;
+  return it->second.lastSeq;
 }
 
 bool Replication::stillFilling(const FillKey& key) const {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -55,6 +56,15 @@ class Replication {
   void setRestored(std::set<partition::PartitionId> partitions) { restored_ = std::move(partitions); }
 
   uint32_t fillsRunning() const { return running_; }
+
+  // Anti-entropy hooks. Primary side: `p` has no captured writes waiting to be sent and no copy
+  // queued or under way; the sequence number of the last part sent for `p` to `backup`; a fresh
+  // copy of `p` for `backup`. Backup side: the sequence number applied last for `p` from `from`
+  // (nullopt: none, or from another primary).
+  bool quiet(partition::PartitionId p) const;
+  uint64_t sentSeq(partition::PartitionId p, MemberId backup) const;
+  void refill(partition::PartitionId p, MemberId backup);
+  std::optional<uint64_t> appliedSeq(partition::PartitionId p, MemberId from) const;
 
  private:
   struct OwnedChange {
@@ -114,6 +124,9 @@ class Replication {
   uint32_t running_ = 0;
   std::map<partition::PartitionId, BackupState> backups_;  // on a backup
   std::set<partition::PartitionId> restored_;              // restored at start, not yet given by a table
+  // Fault injection for tests (SHOAL_FAULT_DROP_REPLICATED=N): this member, as a backup, silently
+  // skips the first N replicated changes it receives — the divergence anti-entropy must find.
+  uint64_t dropFirst_ = 0;
   kj::Maybe<kj::ForkedPromise<std::set<partition::PartitionId>>> nextFlush_;  // replicateSoon()'s shared call
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;

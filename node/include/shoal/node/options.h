@@ -88,6 +88,9 @@ struct ClusterOptions {
   // After a restart with data, partitions also wait (this long at most) for as many members as
   // the last view before the restart had, so that every member brings its copies back; 0 = no wait.
   uint32_t restartWaitMs = 30000;
+  // Anti-entropy: every partition's copies are compared (digests) once per this interval, and a
+  // backup whose copy differs is copied again; 0 = never.
+  uint32_t antiEntropyIntervalMs = 30000;
   uint32_t minClusterSize = 0;           // quorum: a member hearing fewer members refuses writes; 0 = off
   uint32_t fillChunkEntries = 2000;      // entries per message when copying a partition to a backup
   uint32_t mergeProbeIntervalMs = 1000;  // a coordinator looks for the other side of a healed
