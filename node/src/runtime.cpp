@@ -16,6 +16,7 @@
 #include <future>
 
 #include "cluster/cluster.h"
+#include "last_view.h"
 #include "local_listeners.h"
 #include "map_persistence.h"
 #include "map_service.h"
@@ -269,7 +270,7 @@ void Runtime::shardMain() {
     for (auto& [p, _] : restoredData.copies) restored.loaded.insert(p);
     if (ownStore) {  // a shared store's data is nobody's copy
       restored.copies = std::move(restoredData.copies);
-      restored.lastMembers = restoredData.lastMembers;
+      restored.lastMembers = std::max(restoredData.lastMembers, readLastViewMembers(options_.dataDir));
     }
     memberLog().info(
         "restored {} entries ({} partitions) from {} in {} ms", restoredData.entries, restored.loaded.size(),
@@ -320,6 +321,17 @@ void Runtime::shardMain() {
                                                                               const cluster::View& current) {
     if (auto l = weak.lock()) l->onView(current);
   });
+  if (stores.dataDir && stores.target == stores.dataDir) {
+    // The last view's size, for the wait after a restart (last_view.h); rare, on the pool.
+    cluster.addViewListener([this, &blockingPool, &cluster](const cluster::View& previous,
+                                                            const cluster::View& current) {
+      if (current.members.size() == previous.members.size() || !current.find(cluster.membership().selfId()))
+        return;
+      boost::asio::post(blockingPool, [dir = options_.dataDir, members = uint32_t(current.members.size())]() {
+        if (!writeLastViewMembers(dir, members)) memberLog().warn("cannot write {}/LAST_VIEW", dir);
+      });
+    });
+  }
 
   ConnectionTasks connectionErrors;
   kj::TaskSet connections(connectionErrors);

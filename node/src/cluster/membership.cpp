@@ -546,7 +546,7 @@ void Membership::noteRestored(MemberId member, CopyVersions copies, uint32_t las
   }
   restartWaitStarted_ = true;
   memberLog().info(
-      "restarting with data: partitions wait for the {} members of the last view (up to "
+      "restarting: partitions wait for the {} members of the last view (up to "
       "cluster.restart-wait, {} ms)",
       restored_.expectedMembers(), options_.cluster.restartWaitMs);
   tasks_->add(timer_.afterDelay(options_.cluster.restartWaitMs * kj::MILLISECONDS).then([this]() {

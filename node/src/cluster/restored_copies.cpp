@@ -23,7 +23,8 @@ CopyVersions readCopies(capnp::List<wire::PartitionCopy>::Reader in) {
 void RestoredCopies::add(partition::MemberId member, CopyVersions copies, uint32_t lastMembers) {
   uint64_t newest = 0;
   for (auto& [_, version] : copies) newest = std::max(newest, version);
-  if (newest > 0 && newest >= highest_) expected_ = lastMembers;
+  // The largest last view any of them saw (a member that left holds no copy but knew the cluster).
+  expected_ = std::max(expected_, lastMembers);
   highest_ = std::max(highest_, newest);
   if (copies.empty()) {
     byMember_.erase(member);

@@ -25,7 +25,7 @@ class RestoredCopies {
   // `member` restarted with `copies`, the newest recorded in a view of `lastMembers` members
   // (replaces what it reported before).
   void add(partition::MemberId member, CopyVersions copies, uint32_t lastMembers);
-  // How many members the newest view any restarted member recorded a copy in had (0: none).
+  // How many members the largest last view of any restarted member had (0: none known).
   uint32_t expectedMembers() const { return expected_; }
   bool empty() const { return byMember_.empty(); }
   // The highest version any restarted member reported, ever (views continue above it, so copies
