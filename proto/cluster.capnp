@@ -32,6 +32,7 @@ struct ClusterView {
   members @1 :List(PeerInfo);              # oldest first; the first is the coordinator
   partitions @2 :List(PartitionReplicas);  # one per partition id
   clusterName @3 :Text;
+  replicasSince @4 :List(UInt64);          # per partition: the version its replicas last changed in
 }
 
 struct Change {

@@ -19,8 +19,9 @@ TEST_CASE("restart: each partition starts on the member with its newest copy", "
   // Target ranking per partition (primary first): 0 -> A,B; 1 -> B,A; 2 -> C,A; 3 -> A,C; 4 -> A,B.
   std::vector<std::vector<MemberId>> target{{A, B}, {B, A}, {C, A}, {A, C}, {A, B}};
   auto base = copies.baseTable(target, {A, B, C});
-  CHECK(base.partitions[0].replicas == std::vector<MemberId>{B});  // 8 beats 7: the stale copy loses
-  CHECK(base.partitions[1].replicas == std::vector<MemberId>{B});  // a tie goes to the target's primary
+  CHECK(base.partitions[0].replicas == std::vector<MemberId>{B});     // 8 beats 7: the stale copy loses
+  CHECK(base.partitions[1].replicas == std::vector<MemberId>{B, A});  // a tie: the target's primary first,
+                                                                      // the equal copy kept
   CHECK(base.partitions[2].replicas == std::vector<MemberId>{A});  // any recorded copy beats an unknown one
   CHECK(base.partitions[3].replicas == std::vector<MemberId>{C});  // an unknown copy beats none
   CHECK(base.partitions[4].replicas.empty());                      // nobody has it: it starts empty
@@ -32,6 +33,18 @@ TEST_CASE("restart: each partition starts on the member with its newest copy", "
   auto withoutB = copies.baseTable(target, {A, C});
   CHECK(withoutB.partitions[0].replicas == std::vector<MemberId>{A});
   CHECK(withoutB.partitions[1].replicas == std::vector<MemberId>{A});
+}
+
+TEST_CASE("restart: replicas whose copies are as new as the primary's are not copied again",
+          "[node][unit][restart]") {
+  RestoredCopies copies;
+  copies.add(A, {{0, 8}}, 3);
+  copies.add(B, {{0, 8}}, 3);
+  copies.add(C, {{0, 5}}, 3);
+  std::vector<std::vector<MemberId>> target{{A, B, C}};
+  auto next = shoal::partition::nextTable(copies.baseTable(target, {A, B, C}), target, {A, B, C});
+  CHECK(next.partitions[0].replicas == std::vector<MemberId>{A, B, C});
+  CHECK(next.partitions[0].filling == std::vector<MemberId>{C});  // only the stale one
 }
 
 TEST_CASE("restart: from the restored table, the others are filled from the newest copy",

@@ -46,6 +46,8 @@ void writeView(const View& view, const std::string& clusterName, wire::ClusterVi
   auto members = out.initMembers(view.members.size());
   for (size_t i = 0; i < view.members.size(); ++i) writeMember(view.members[i], members[i]);
   writeTable(view.table, out.initPartitions(view.table.partitions.size()));
+  auto since = out.initReplicasSince(view.replicasSince.size());
+  for (size_t p = 0; p < view.replicasSince.size(); ++p) since.set(p, view.replicasSince[p]);
 }
 
 void writeTable(const partition::PartitionTable& table, capnp::List<wire::PartitionReplicas>::Builder out) {
@@ -69,6 +71,7 @@ View readView(wire::ClusterView::Reader in) {
     for (auto id : parts[p].getReplicas()) v.table.partitions[p].replicas.push_back(id);
     for (auto id : parts[p].getFilling()) v.table.partitions[p].filling.push_back(id);
   }
+  for (auto since : in.getReplicasSince()) v.replicasSince.push_back(since);
   return v;
 }
 
@@ -505,6 +508,13 @@ void Membership::recompute(std::vector<MemberEntry> members, bool membersChanged
   // Versions continue above every copy a restarted member reported, so that copies recorded from
   // now on are newer than any recorded before the restart.
   next.version = std::max(view_.version, restored_.highestVersion()) + 1;
+  next.replicasSince.resize(next.table.partitions.size(), next.version);
+  for (size_t p = 0; p < next.table.partitions.size(); ++p) {
+    if (p < view_.table.partitions.size() && p < view_.replicasSince.size() &&
+        view_.table.partitions[p] == next.table.partitions[p]) {
+      next.replicasSince[p] = view_.replicasSince[p];
+    }
+  }
   if (next.table.partitions.empty()) {
     next.table.epoch = 0;
   } else {

@@ -40,6 +40,9 @@ struct View {
   uint64_t version = 0;              // 0: not in a cluster yet
   std::vector<MemberEntry> members;  // oldest first; members[0] coordinates
   partition::PartitionTable table;   // table.epoch == version once assigned
+  // Per partition: the version in which its replicas (or which of them are filling) last changed,
+  // the same on every member — what a complete copy is recorded with (restored_copies.h).
+  std::vector<uint64_t> replicasSince;
 
   const MemberEntry* find(MemberId id) const;
 };

@@ -243,6 +243,8 @@ wire::ReplicateStatus Replication::applyPart(uint64_t epoch, MemberId from,
   if (part.getBeginFill()) {
     maps_.dropPartition(p);  // in memory and in the store, before the copy's first entries
     restored_.erase(p);
+    // The copy record went with the data; it is written again only when the replicas change, so
+    // a copy made again in place (a gap, anti-entropy) counts as one of unknown age after a crash.
     state = BackupState{true, from, seq};
   } else if (!state.known) {
     state = BackupState{true, from, seq};
@@ -297,8 +299,9 @@ void Replication::persistHoldings(const View& previous, const View& current) {
   if (previous.find(self) && !current.find(self)) {
     for (partition::PartitionId p = 0; p < options_.partitionCount; ++p) maps_.dropPartition(p);
     restored_.clear();
+    recorded_.clear();
   } else if (current.table.assigned() && current.find(self)) {
-    std::vector<partition::PartitionId> copies;
+    std::vector<std::pair<partition::PartitionId, uint64_t>> copies;  // partition, version of its replicas
     for (partition::PartitionId p = 0; p < current.table.partitions.size(); ++p) {
       auto& replicas = current.table.partitions[p];
       bool held = p < previous.table.partitions.size() && previous.table.partitions[p].holds(self);
@@ -306,16 +309,23 @@ void Replication::persistHoldings(const View& previous, const View& current) {
         // No longer a replica (the new replicas were filled from the primary), or restored data
         // of a partition the cluster placed elsewhere: free it, and delete it from the store.
         if (held || restored_.count(p)) maps_.dropPartition(p);
+        recorded_.erase(p);
       } else if (!replicas.isFilling(self)) {
-        // Recorded when the partition's replicas change (or this copy became complete): a member
-        // that drops out of them keeps an older version than those that go on taking writes.
-        bool same = p < previous.table.partitions.size() && previous.table.partitions[p] == replicas &&
-                    previous.find(self) != nullptr;
-        if (!same) copies.push_back(p);
+        // Recorded with the version the partition's replicas last changed in (the same on
+        // every replica, so copies of one view compare equal); a member that drops out of them
+        // keeps an older version than those that go on taking writes.
+        uint64_t since = p < current.replicasSince.size() ? current.replicasSince[p] : current.version;
+        auto recorded = recorded_.find(p);
+        if (recorded == recorded_.end() || recorded->second != since) {
+          copies.emplace_back(p, since);
+          recorded_[p] = since;
+        }
       }
     }
     restored_.clear();
-    maps_.recordCopies(current.version, static_cast<uint32_t>(current.members.size()), copies);
+    for (auto& [p, since] : copies) {
+      maps_.recordCopies(since, static_cast<uint32_t>(current.members.size()), {p});
+    }
   } else {
     return;
   }

@@ -124,6 +124,7 @@ class Replication {
   uint32_t running_ = 0;
   std::map<partition::PartitionId, BackupState> backups_;  // on a backup
   std::set<partition::PartitionId> restored_;              // restored at start, not yet given by a table
+  std::map<partition::PartitionId, uint64_t> recorded_;    // the copy version last recorded per partition
   // Fault injection for tests (SHOAL_FAULT_DROP_REPLICATED=N): this member, as a backup, silently
   // skips the first N replicated changes it receives — the divergence anti-entropy must find.
   uint64_t dropFirst_ = 0;

@@ -59,7 +59,20 @@ partition::PartitionTable RestoredCopies::baseTable(
         bestVersion = copy->second;
       }
     }
-    if (best != 0) base.partitions[p].replicas.push_back(best);
+    if (best == 0) continue;
+    auto& replicas = base.partitions[p].replicas;
+    replicas.push_back(best);
+    // Copies as new as the best one (complete replicas in the same view) are kept too: they hold
+    // every acknowledged write; what a crash left unacknowledged on one of them only is repaired
+    // by anti-entropy. Copies of unknown age are not trusted that far.
+    if (bestVersion == 0) continue;
+    for (auto m : members) {
+      if (m == best) continue;
+      auto held = byMember_.find(m);
+      if (held == byMember_.end()) continue;
+      auto copy = held->second.find(p);
+      if (copy != held->second.end() && copy->second == bestVersion) replicas.push_back(m);
+    }
   }
   return base;
 }

@@ -33,8 +33,9 @@ class RestoredCopies {
   uint64_t highestVersion() const { return highest_; }
 
   // The table to step from at the first assignment: each partition held (filled) by the member of
-  // `members` with its newest copy — ties go to the member `target` ranks first — or unassigned
-  // when none of them has one. The others are filled from that member by nextTable.
+  // `members` with its newest copy — ties go to the member `target` ranks first — followed by
+  // the members whose copy is as new (they need no copy), or unassigned when none of them has one.
+  // The others are filled from the first by nextTable.
   partition::PartitionTable baseTable(const std::vector<std::vector<partition::MemberId>>& target,
                                       const std::vector<partition::MemberId>& members) const;
   // Partitions of `base` that no member had a copy of (they start empty).
