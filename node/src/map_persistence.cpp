@@ -98,10 +98,10 @@ void MapPersistence::dropPartition(uint32_t p) {
   pending_.push_back(std::move(w));
 }
 
-void MapPersistence::recordCopies(uint64_t version, uint32_t members,
-                                  const std::vector<uint32_t>& partitions) {
+void MapPersistence::recordCopies(uint32_t members,
+                                  const std::vector<std::pair<uint32_t, uint64_t>>& copies) {
   if (!ownStore_) return;
-  for (uint32_t p : partitions) {
+  for (auto& [p, version] : copies) {
     OwnedWrite w{COPY_MAP, p, COPY_KEY, std::to_string(members), {}, false};
     w.meta.version = version;
     pending_.push_back(std::move(w));

@@ -55,11 +55,11 @@ class MapPersistence {
 
   // Own store only (no-ops otherwise), ordered with the changes captured before and after:
   // `dropPartition` deletes what the store and the write-behind queues hold of `p` (and its copy
-  // record); `recordCopies` notes that this member holds complete copies of `partitions` in view
-  // `version` (read back by restoreAll after a restart). Made durable by the next commit().
+  // record); `recordCopies` notes that this member holds complete copies of these (partition,
+  // version) pairs, in a view of `members` members (read back by restoreAll after a restart).
+  // Made durable by the next commit().
   void dropPartition(uint32_t p);
-  // `members`: how many members that view had (a restart waits for as many).
-  void recordCopies(uint64_t version, uint32_t members, const std::vector<uint32_t>& partitions);
+  void recordCopies(uint32_t members, const std::vector<std::pair<uint32_t, uint64_t>>& copies);
   bool ownsStore() const { return ownStore_; }
 
   // Resolves when every change captured so far is stored; rejects with a "shoal:store-failed:"

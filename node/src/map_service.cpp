@@ -209,10 +209,9 @@ void MapService::dropPartition(partition::PartitionId p) {
   if (persistence_ != nullptr) persistence_->dropPartition(p);
 }
 
-void MapService::recordCopies(uint64_t version, uint32_t members,
-                              const std::vector<partition::PartitionId>& partitions) {
-  if (persistence_ != nullptr && !partitions.empty())
-    persistence_->recordCopies(version, members, partitions);
+void MapService::recordCopies(uint32_t members,
+                              const std::vector<std::pair<partition::PartitionId, uint64_t>>& copies) {
+  if (persistence_ != nullptr && !copies.empty()) persistence_->recordCopies(members, copies);
 }
 
 namespace {

@@ -117,10 +117,10 @@ class MapService {
   // every map, and deletes it from the member's own store and write-behind queues (in order with
   // the changes before and after; durable at the next commitStore()).
   void dropPartition(partition::PartitionId p);
-  // Notes in the member's own store that it holds complete copies of `partitions` in view
-  // `version` (a whole-cluster restart picks the newest copy of each partition).
-  void recordCopies(uint64_t version, uint32_t members,
-                    const std::vector<partition::PartitionId>& partitions);
+  // Notes in the member's own store that it holds complete copies of these (partition, version)
+  // pairs, in a view of `members` members (a whole-cluster restart picks the newest copy of each
+  // partition and waits for as many members).
+  void recordCopies(uint32_t members, const std::vector<std::pair<partition::PartitionId, uint64_t>>& copies);
   // Anti-entropy: digests of partition `p` of every map this member keeps whole (maps with a
   // memory limit evict on each replica on their own, so their copies may differ by design).
   std::vector<std::pair<std::string, MapRecords::Digest>> digests(partition::PartitionId p,

@@ -59,11 +59,21 @@ void AntiEntropy::checkNext() {
   for (size_t tried = 0; tried < table.partitions.size(); ++tried) {
     auto p = cursor_;
     cursor_ = (cursor_ + 1) % table.partitions.size();
+    if (cursor_ == 0) endRound();
     if (membership_.isPrimary(p)) {
       check(p);
       return;
     }
   }
+}
+
+void AntiEntropy::endRound() {
+  // One line per round in which copies were compared: what the check does is visible, also when
+  // it finds nothing.
+  if (compared_ > 0) {
+    memberLog().info("anti-entropy round: {} backup copies compared, {} differed", compared_, differed_);
+  }
+  compared_ = differed_ = 0;
 }
 
 void AntiEntropy::check(partition::PartitionId p) {
@@ -97,7 +107,10 @@ void AntiEntropy::check(partition::PartitionId p) {
     tasks_->add(
         timer_.timeoutAfter(timeout, request.send())
             .then([this, p, m, epoch = view.version](capnp::Response<wire::Peer::CheckDigestsResults>&& r) {
-              if (!r.getCompared() || r.getMatches()) return;
+              if (!r.getCompared()) return;
+              ++compared_;
+              if (r.getMatches()) return;
+              ++differed_;
               // Still the primary with that backup, and no copy started meanwhile?
               auto& now = membership_.view();
               if (!membership_.isPrimary(p) || !now.table.partitions[p].holds(m) || !replication_.quiet(p)) {

@@ -41,6 +41,7 @@ class AntiEntropy {
   kj::Promise<void> loop();
   void checkNext();
   void check(partition::PartitionId p);
+  void endRound();
 
   const NodeOptions& options_;
   const Clock& clock_;
@@ -51,6 +52,8 @@ class AntiEntropy {
   kj::Timer& timer_;
   partition::PartitionId cursor_ = 0;
   uint64_t repaired_ = 0;
+  uint64_t compared_ = 0;  // in the current round (a lap of the cursor)
+  uint64_t differed_ = 0;
   class TaskErrors;
   std::unique_ptr<TaskErrors> taskErrors_;
   std::unique_ptr<kj::TaskSet> tasks_;

@@ -323,9 +323,7 @@ void Replication::persistHoldings(const View& previous, const View& current) {
       }
     }
     restored_.clear();
-    for (auto& [p, since] : copies) {
-      maps_.recordCopies(since, static_cast<uint32_t>(current.members.size()), {p});
-    }
+    maps_.recordCopies(static_cast<uint32_t>(current.members.size()), copies);
   } else {
     return;
   }
